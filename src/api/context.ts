@@ -1,0 +1,16 @@
+import type { Scope } from '../domain/arn.js';
+import type { Clock } from '../domain/clock.js';
+import type { Principal } from '../identity/credentials.js';
+
+/** What every action handler knows about the request it serves. */
+export interface RequestContext {
+  requestId: string;
+  scope: Scope;
+  principal: Principal;
+  clock: Clock;
+  sourceIp: string;
+  service: string;
+  action: string;
+}
+
+export type Handler<I = any, O = unknown> = (ctx: RequestContext, input: I) => O | Promise<O>;

@@ -1,0 +1,87 @@
+// The `berth` command.
+import { configFromEnv } from '../config.js';
+import { readServerInfo, startBerth } from '../server.js';
+import { SqliteStore } from '../store/store.js';
+import { Credentials } from '../identity/credentials.js';
+import { MasterKey } from '../identity/master-key.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const USAGE = `usage: berth <command>
+
+commands:
+  up      start Berth in the foreground (embedded SQLite store, local instances)
+  env     print shell exports that point the aws CLI and SDKs at this Berth:
+            eval "$(bin/berth env)"
+  help    show this text
+
+environment:
+  BERTH_PORT       port to listen on (default 4480)
+  BERTH_HOST       address to listen on (default 127.0.0.1)
+  BERTH_DATA_DIR   where state is kept (default ./.berth)
+  BERTH_REGION     region printed by 'berth env' (default us-east-1)
+  BERTH_MASTER_KEY / BERTH_MASTER_KEY_FILE
+                   the key sealing secrets at rest (default file ~/.config/berth/master.key)
+`;
+
+async function up(): Promise<void> {
+  const config = configFromEnv();
+  const berth = await startBerth(config);
+  process.stdout.write(
+    `Berth is listening on ${berth.endpoint} (account ${berth.accountId}, data in ${config.dataDir}).\n` +
+    `Point the aws CLI at it from another shell in this folder:\n` +
+    `  eval "$(bin/berth env)"\n` +
+    `  aws ecs create-cluster --cluster-name demo\n` +
+    `Stop with Ctrl-C.\n`,
+  );
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void berth.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+function env(): void {
+  const config = configFromEnv();
+  if (!existsSync(join(config.dataDir, 'berth.db'))) {
+    process.stderr.write(`berth env: no Berth data in ${config.dataDir}; start it first with 'npm start' (or 'bin/berth up').\n`);
+    process.exit(1);
+  }
+  const store = new SqliteStore(config.dataDir);
+  try {
+    const admin = new Credentials(store, MasterKey.load({ create: false })).adminKey();
+    if (!admin) throw new Error('no administrator key yet; start Berth once with `berth up`');
+    const endpoint = readServerInfo(config.dataDir)?.endpoint ?? `http://${config.host}:${config.port}`;
+    const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+    process.stdout.write([
+      `export AWS_ENDPOINT_URL=${q(endpoint)}`,
+      `export AWS_ACCESS_KEY_ID=${q(admin.accessKeyId)}`,
+      `export AWS_SECRET_ACCESS_KEY=${q(admin.secret)}`,
+      `export AWS_REGION=${q(config.region)}`,
+      `export AWS_DEFAULT_REGION=${q(config.region)}`,
+      '',
+    ].join('\n'));
+  } finally {
+    store.close();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command] = argv;
+  switch (command) {
+    case 'up': await up(); break;
+    case 'env': env(); break;
+    case undefined: case 'help': case '--help': case '-h': process.stdout.write(USAGE); break;
+    default:
+      process.stderr.write(`berth: unknown command '${command}'\n\n${USAGE}`);
+      process.exit(2);
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`berth: ${(e as Error).message ?? e}\n`);
+  process.exit(1);
+});

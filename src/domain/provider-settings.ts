@@ -1,0 +1,53 @@
+// Settings AWS has no API field for live as reserved tags on the capacity provider, so
+// unmodified AWS clients can set them:
+//   berth:single-task-mode          = enabled | disabled   (default disabled)
+//   berth:privileged-capabilities   = ALL | NONE | CAP_X+CAP_Y (also space-separated)
+import { normalizeCapability, isDefaultCapability, PRIVILEGED_CAPABILITIES, type Capability } from './capabilities.js';
+
+export const SINGLE_TASK_TAG = 'berth:single-task-mode';
+export const PRIVILEGED_TAG = 'berth:privileged-capabilities';
+export const RESERVED_PREFIX = 'berth:';
+
+export interface ProviderSettings {
+  singleTaskMode: boolean;
+  /** Privileged capabilities tasks on this provider may add (never the default set). */
+  privilegedCapabilities: Capability[];
+}
+
+export interface TagLike { key: string; value?: string }
+
+export class ProviderSettingError extends Error {}
+
+export function parseProviderSettings(tags: TagLike[]): ProviderSettings {
+  const settings: ProviderSettings = { singleTaskMode: false, privilegedCapabilities: [] };
+  for (const { key, value = '' } of tags) {
+    if (!key.startsWith(RESERVED_PREFIX)) continue;
+    if (key === SINGLE_TASK_TAG) {
+      const v = value.trim().toLowerCase();
+      if (v !== 'enabled' && v !== 'disabled') {
+        throw new ProviderSettingError(`Tag ${SINGLE_TASK_TAG} must be 'enabled' or 'disabled'; got '${value}'.`);
+      }
+      settings.singleTaskMode = v === 'enabled';
+    } else if (key === PRIVILEGED_TAG) {
+      settings.privilegedCapabilities = parseCapabilityList(value);
+    } else {
+      throw new ProviderSettingError(`Unknown reserved tag key '${key}'. Berth's capacity provider settings are ${SINGLE_TASK_TAG} and ${PRIVILEGED_TAG}.`);
+    }
+  }
+  return settings;
+}
+
+function parseCapabilityList(value: string): Capability[] {
+  const words = value.split(/[\s+]+/).filter(Boolean);
+  if (words.length === 1 && words[0]!.toUpperCase() === 'ALL') return [...PRIVILEGED_CAPABILITIES];
+  if (words.length === 0 || (words.length === 1 && words[0]!.toUpperCase() === 'NONE')) return [];
+  const caps = new Set<Capability>();
+  for (const w of words) {
+    const cap = normalizeCapability(w);
+    if (!cap) {
+      throw new ProviderSettingError(`Unknown Linux capability '${w}' in tag ${PRIVILEGED_TAG}. Use names such as CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON, separated by '+' or spaces, or ALL.`);
+    }
+    if (!isDefaultCapability(cap)) caps.add(cap);
+  }
+  return [...caps].sort();
+}

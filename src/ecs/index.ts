@@ -1,0 +1,79 @@
+// The ECS service: its modules wired together and the action table the JSON front door
+// dispatches to.
+import type { Handler } from '../api/context.js';
+import type { Store } from '../store/store.js';
+import { AccountSettings } from './account-settings.js';
+import { CapacityProviders, type CapacityProviderRecord } from './capacity-providers.js';
+import { Clusters, type ClusterRecord } from './clusters.js';
+import { Tags } from './tags.js';
+import { TaskDefinitions } from './task-definitions.js';
+
+export class Ecs {
+  readonly settings: AccountSettings;
+  readonly clusters: Clusters;
+  readonly capacityProviders: CapacityProviders;
+  readonly taskDefinitions: TaskDefinitions;
+  readonly tags = new Tags();
+
+  constructor(readonly store: Store) {
+    this.settings = new AccountSettings(store);
+    this.clusters = new Clusters(store, this.settings);
+    this.capacityProviders = new CapacityProviders(store, this.clusters);
+    this.taskDefinitions = new TaskDefinitions(store);
+
+    this.tags.register('cluster', {
+      getTags: (scope, id) => { const c = this.clusters.get(scope, id); return c?.status === 'ACTIVE' ? c.tags : undefined; },
+      setTags: (scope, id, tags) => { const c = this.clusters.get(scope, id)!; c.tags = tags; this.clusters.save(scope, c); },
+    });
+    this.tags.register('capacity-provider', {
+      getTags: (scope, id) => { const p = this.capacityProviders.get(scope, id); return p && p.status !== 'INACTIVE' ? p.tags : undefined; },
+      setTags: (scope, id, tags) => { const p = this.capacityProviders.get(scope, id)!; p.tags = tags; this.capacityProviders.save(scope, p); },
+      checkTags: (tags) => this.capacityProviders.checkTags(tags),
+    });
+    this.tags.register('task-definition', {
+      getTags: (scope, id) => {
+        const m = /^([a-zA-Z0-9_-]+):(\d+)$/.exec(id);
+        return m ? this.taskDefinitions.get(scope, m[1]!, Number(m[2]))?.tags : undefined;
+      },
+      setTags: (scope, id, tags) => {
+        const [family, rev] = id.split(':');
+        const r = this.taskDefinitions.get(scope, family!, Number(rev))!;
+        r.tags = tags;
+        this.taskDefinitions.save(scope, r);
+      },
+    });
+  }
+
+  handlers(): Record<string, Handler> {
+    const tx = <R>(fn: () => R) => this.store.tx(fn);
+    const c = this.clusters, p = this.capacityProviders, t = this.taskDefinitions, s = this.settings;
+    return {
+      CreateCluster: (ctx, i) => c.create(ctx, i),
+      DescribeClusters: (ctx, i) => c.describe(ctx, i),
+      ListClusters: (ctx, i) => c.list(ctx, i),
+      UpdateCluster: (ctx, i) => c.update(ctx, i),
+      UpdateClusterSettings: (ctx, i) => c.updateSettings(ctx, i),
+      DeleteCluster: (ctx, i) => c.delete(ctx, i),
+      PutClusterCapacityProviders: (ctx, i) => c.putCapacityProviders(ctx, i),
+      CreateCapacityProvider: (ctx, i) => p.create(ctx, i),
+      DescribeCapacityProviders: (ctx, i) => p.describe(ctx, i),
+      UpdateCapacityProvider: (ctx, i) => p.update(ctx, i),
+      DeleteCapacityProvider: (ctx, i) => p.delete(ctx, i),
+      RegisterTaskDefinition: (ctx, i) => t.register(ctx, i),
+      DescribeTaskDefinition: (ctx, i) => t.describe(ctx, i),
+      ListTaskDefinitions: (ctx, i) => t.list(ctx, i),
+      ListTaskDefinitionFamilies: (ctx, i) => t.listFamilies(ctx, i),
+      DeregisterTaskDefinition: (ctx, i) => t.deregister(ctx, i),
+      DeleteTaskDefinitions: (ctx, i) => t.deleteMany(ctx, i),
+      TagResource: (ctx, i) => this.tags.tag(ctx, i, tx),
+      UntagResource: (ctx, i) => this.tags.untag(ctx, i, tx),
+      ListTagsForResource: (ctx, i) => this.tags.list(ctx, i),
+      PutAccountSetting: (ctx, i) => s.put(ctx, i),
+      PutAccountSettingDefault: (ctx, i) => s.putDefault(ctx, i),
+      ListAccountSettings: (ctx, i) => s.list(ctx, i),
+      DeleteAccountSetting: (ctx, i) => s.delete(ctx, i),
+    };
+  }
+}
+
+export type { ClusterRecord, CapacityProviderRecord };

@@ -1,0 +1,131 @@
+// The store holds all desired and observed state as JSON documents keyed by
+// (kind, scope, id). Every mutation that must be atomic runs inside `tx`.
+// The embedded default is SQLite (better-sqlite3, synchronous); the interface stays
+// small so that a PostgreSQL implementation can stand behind it when Berth scales out.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface ListOptions {
+  parent?: string;
+  /** Only ids starting with this prefix. */
+  prefix?: string;
+  /** Only ids strictly after (or before, when `desc`) this one. */
+  after?: string;
+  limit?: number;
+  desc?: boolean;
+}
+
+export interface Store {
+  get<T>(kind: string, scope: string, id: string): T | undefined;
+  put<T>(kind: string, scope: string, id: string, body: T, parent?: string | null): void;
+  delete(kind: string, scope: string, id: string): boolean;
+  list<T>(kind: string, scope: string, opts?: ListOptions): T[];
+  /** Every document of a kind in every scope (for controllers and start-up). */
+  listAll<T>(kind: string): { scope: string; id: string; body: T }[];
+  count(kind: string, scope: string, parent?: string): number;
+  /** A strictly increasing number per name, durable across restarts. */
+  nextSequence(name: string): number;
+  tx<R>(fn: () => R): R;
+  close(): void;
+}
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE docs (
+     kind TEXT NOT NULL,
+     scope TEXT NOT NULL,
+     id TEXT NOT NULL,
+     parent TEXT,
+     body TEXT NOT NULL,
+     PRIMARY KEY (kind, scope, id)
+   ) WITHOUT ROWID;
+   CREATE INDEX docs_by_parent ON docs(kind, scope, parent, id);
+   CREATE TABLE sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;`,
+];
+
+export class SqliteStore implements Store {
+  readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(dataDir: string, fileName = 'berth.db') {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.db = new Database(join(dataDir, fileName));
+    // WAL + NORMAL survives a killed process (committed pages are in the OS cache);
+    // only a power loss can drop the last transactions.
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    const db = this.db;
+    this.stmts = {
+      get: db.prepare('SELECT body FROM docs WHERE kind = ? AND scope = ? AND id = ?').pluck(),
+      put: db.prepare(`INSERT INTO docs (kind, scope, id, parent, body) VALUES (?, ?, ?, ?, ?)
+                       ON CONFLICT (kind, scope, id) DO UPDATE SET parent = excluded.parent, body = excluded.body`),
+      del: db.prepare('DELETE FROM docs WHERE kind = ? AND scope = ? AND id = ?'),
+      all: db.prepare('SELECT scope, id, body FROM docs WHERE kind = ?'),
+      count: db.prepare('SELECT count(*) FROM docs WHERE kind = ? AND scope = ?').pluck(),
+      countParent: db.prepare('SELECT count(*) FROM docs WHERE kind = ? AND scope = ? AND parent = ?').pluck(),
+      seq: db.prepare(`INSERT INTO sequences (name, value) VALUES (?, 1)
+                       ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`).pluck(),
+    };
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  get<T>(kind: string, scope: string, id: string): T | undefined {
+    const body = this.stmts.get.get(kind, scope, id) as string | undefined;
+    return body === undefined ? undefined : (JSON.parse(body) as T);
+  }
+
+  put<T>(kind: string, scope: string, id: string, body: T, parent: string | null = null): void {
+    this.stmts.put.run(kind, scope, id, parent, JSON.stringify(body));
+  }
+
+  delete(kind: string, scope: string, id: string): boolean {
+    return this.stmts.del.run(kind, scope, id).changes > 0;
+  }
+
+  private readonly listCache = new Map<string, Database.Statement>();
+
+  list<T>(kind: string, scope: string, opts: ListOptions = {}): T[] {
+    const where = ['kind = ?', 'scope = ?'];
+    const args: unknown[] = [kind, scope];
+    if (opts.parent !== undefined) { where.push('parent = ?'); args.push(opts.parent); }
+    if (opts.prefix) { where.push('id >= ? AND id < ?'); args.push(opts.prefix, opts.prefix + '\u{10FFFF}'); }
+    if (opts.after !== undefined) { where.push(opts.desc ? 'id < ?' : 'id > ?'); args.push(opts.after); }
+    const sql = `SELECT body FROM docs WHERE ${where.join(' AND ')} ORDER BY id ${opts.desc ? 'DESC' : 'ASC'}${opts.limit !== undefined ? ' LIMIT ?' : ''}`;
+    if (opts.limit !== undefined) args.push(opts.limit);
+    let stmt = this.listCache.get(sql);
+    if (!stmt) { stmt = this.db.prepare(sql).pluck(); this.listCache.set(sql, stmt); }
+    return (stmt.all(...args) as string[]).map((b) => JSON.parse(b) as T);
+  }
+
+  listAll<T>(kind: string): { scope: string; id: string; body: T }[] {
+    return (this.stmts.all.all(kind) as { scope: string; id: string; body: string }[])
+      .map((r) => ({ scope: r.scope, id: r.id, body: JSON.parse(r.body) as T }));
+  }
+
+  count(kind: string, scope: string, parent?: string): number {
+    return (parent === undefined ? this.stmts.count.get(kind, scope) : this.stmts.countParent.get(kind, scope, parent)) as number;
+  }
+
+  nextSequence(name: string): number {
+    return this.stmts.seq.get(name) as number;
+  }
+
+  tx<R>(fn: () => R): R {
+    return this.db.transaction(fn)();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
