@@ -2,7 +2,7 @@
 // AWS SDKs use) over exactly the headers the client signed, then compare in constant time.
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Hash } from '@smithy/hash-node';
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import {
   incompleteSignature, invalidSignature, missingAuthenticationToken, unrecognizedClient,
 } from './errors.js';
@@ -120,6 +120,11 @@ export async function verifySigV4(req: SignedRequest, lookup: SecretLookup, now:
     const v = header(req.headers, name);
     if (v === undefined) throw invalidSignature(`The request signature we calculated does not match the signature you provided: signed header '${name}' is missing from the request.`);
     headers[name] = v;
+  }
+  // The signer trusts x-amz-content-sha256 as the payload hash, so check it is the body's.
+  const declaredHash = header(req.headers, 'x-amz-content-sha256');
+  if (declaredHash !== undefined && declaredHash !== createHash('sha256').update(req.body).digest('hex')) {
+    throw invalidSignature('The provided x-amz-content-sha256 header does not match what was computed; the request body was altered or not signed.');
   }
   const hostHeader = headers.host!;
   const signer = signerFor(accessKeyId, secret, region, service);
