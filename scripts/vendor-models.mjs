@@ -13,7 +13,8 @@ if (!dataDir) { console.error('usage: vendor-models.mjs BOTOCORE_DATA_DIR'); pro
 // service -> operations to keep (null: all)
 const wanted = {
   ecs: null,
-  logs: ['GetLogEvents', 'FilterLogEvents', 'DescribeLogGroups', 'DescribeLogStreams', 'CreateLogGroup', 'DeleteLogGroup', 'PutRetentionPolicy'],
+  logs: ['GetLogEvents', 'FilterLogEvents', 'DescribeLogGroups', 'DescribeLogStreams', 'CreateLogGroup', 'DeleteLogGroup', 'PutRetentionPolicy',
+    'DeleteRetentionPolicy', 'CreateLogStream', 'DeleteLogStream', 'PutLogEvents', 'PutLogGroupDeletionProtection'],
   ec2: ['CreateInstanceEventWindow', 'DescribeInstanceEventWindows', 'ModifyInstanceEventWindow', 'DeleteInstanceEventWindow',
     'AssociateInstanceEventWindow', 'DisassociateInstanceEventWindow', 'DescribeInstances'],
   kms: ['CreateKey', 'DescribeKey', 'ListKeys', 'Encrypt', 'Decrypt', 'GenerateDataKey', 'ScheduleKeyDeletion', 'CancelKeyDeletion',

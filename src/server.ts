@@ -9,6 +9,7 @@ import { systemClock, type Clock } from './domain/clock.js';
 import { Ecs } from './ecs/index.js';
 import { Credentials } from './identity/credentials.js';
 import { MasterKey } from './identity/master-key.js';
+import { Logs } from './logs/index.js';
 import { SqliteStore } from './store/store.js';
 
 export interface RunningBerth {
@@ -17,6 +18,7 @@ export interface RunningBerth {
   accountId: string;
   store: SqliteStore;
   ecs: Ecs;
+  logs: Logs;
   close(): Promise<void>;
 }
 
@@ -46,9 +48,10 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   const credentials = new Credentials(store, masterKey);
   const boot = credentials.bootstrap(clock.now());
   const ecs = new Ecs(store);
+  const logs = new Logs(store, clock);
   const metrics = new ApiMetrics();
   const api = new ApiServer({
-    jsonServices: [jsonService('ecs', 'ecs', 'ecs', ecs.handlers())],
+    jsonServices: [jsonService('ecs', 'ecs', 'ecs', ecs.handlers()), jsonService('logs', 'logs', 'logs', logs.handlers())],
     credentials, clock, metrics, log,
   });
   const address = await api.listen(config.port, config.host);
@@ -56,11 +59,14 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   const info: ServerInfo = { pid: process.pid, endpoint, port: address.port, host: config.host };
   writeFileSync(join(config.dataDir, INFO_FILE), JSON.stringify(info) + '\n');
 
-  const reaper = setInterval(() => { try { ecs.taskDefinitions.reapDeleted(); } catch (e) { log(`reaper: ${(e as Error).message}`); } }, 60_000);
+  const reaper = setInterval(() => {
+    try { ecs.taskDefinitions.reapDeleted(); } catch (e) { log(`reaper: ${(e as Error).message}`); }
+    try { logs.pruneExpired(clock.now()); } catch (e) { log(`log retention: ${(e as Error).message}`); }
+  }, 60_000);
   reaper.unref();
 
   return {
-    endpoint, port: address.port, accountId: boot.account.accountId, store, ecs,
+    endpoint, port: address.port, accountId: boot.account.accountId, store, ecs, logs,
     async close() {
       clearInterval(reaper);
       await api.close();

@@ -41,6 +41,50 @@ const MIGRATIONS: string[] = [
    ) WITHOUT ROWID;
    CREATE INDEX docs_by_parent ON docs(kind, scope, parent, id);
    CREATE TABLE sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;`,
+  // CloudWatch Logs (src/logs/store.ts): events are rows, not documents, for range scans.
+  `CREATE TABLE log_groups (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     scope TEXT NOT NULL,
+     name TEXT NOT NULL,
+     created INTEGER NOT NULL,
+     retention_days INTEGER,
+     kms_key_id TEXT,
+     class TEXT NOT NULL DEFAULT 'STANDARD',
+     deletion_protection INTEGER NOT NULL DEFAULT 0,
+     tags TEXT,
+     stored_bytes INTEGER NOT NULL DEFAULT 0,
+     UNIQUE (scope, name)
+   );
+   CREATE TABLE log_streams (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     group_id INTEGER NOT NULL,
+     name TEXT NOT NULL,
+     created INTEGER NOT NULL,
+     first_event INTEGER,
+     last_event INTEGER,
+     last_ingestion INTEGER,
+     stored_bytes INTEGER NOT NULL DEFAULT 0,
+     upload_seq INTEGER NOT NULL DEFAULT 0,
+     UNIQUE (group_id, name)
+   );
+   CREATE TABLE log_events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     stream_id INTEGER NOT NULL,
+     group_id INTEGER NOT NULL,
+     ts INTEGER NOT NULL,
+     ingested INTEGER NOT NULL,
+     message TEXT NOT NULL
+   );
+   CREATE INDEX log_events_by_stream ON log_events(stream_id, ts, id);
+   CREATE INDEX log_events_by_group ON log_events(group_id, ts, id);
+   CREATE TABLE log_ingest_marks (
+     stream_id INTEGER NOT NULL,
+     source TEXT NOT NULL,
+     "offset" INTEGER NOT NULL,
+     at INTEGER NOT NULL,
+     PRIMARY KEY (stream_id, source, "offset")
+   ) WITHOUT ROWID;
+   CREATE INDEX log_ingest_marks_by_at ON log_ingest_marks(at);`,
 ];
 
 export class SqliteStore implements Store {
