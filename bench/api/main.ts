@@ -12,7 +12,7 @@ import { Agent, get as httpGet } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   CreateCapacityProviderCommand, CreateClusterCommand, DescribeCapacityProvidersCommand, DescribeClustersCommand,
@@ -23,6 +23,8 @@ import { BerthProcess } from '../../test/helpers/berth.js';
 import { summarizeProfile } from './profile.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
+// The SDK warns once that Node 20 support ends in 2027; it is noise in benchmark output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 // ---------------------------------------------------------------------------------------
 // Flags
@@ -35,35 +37,55 @@ const USAGE = `usage: npm run bench:api -- [flags]
   --targets LIST      comma-separated subset of berth,moto,ceiling (default all three;
                       the ceiling needs berth, whose responses it replays)
   --moto-server PATH  moto's server command (default $MOTO_SERVER or moto_server on PATH)
-  --cpu-prof DIR      run Berth with node --cpu-prof into DIR and print a summary
+  --list-all          ListTaskDefinitions without familyPrefix, so its answer grows with the
+                      revisions RegisterTaskDefinition adds (default: list a one-revision family)
+  --sdk-cache-middleware on|off
+                      the SDK client option cacheMiddleware for the measured client
+                      (default on: the client, not the server, is the bottleneck here)
+  --cpu-prof DIR      CPU-profile the Berth process (warm-up and measurement) into
+                      DIR/berth-PID.cpuprofile and print a summary
+                      (again later: node dist/bench/api/profile.js FILE [TOP])
   --help              this text
 `;
 
-const { values: flags } = parseArgs({
-  options: {
-    concurrency: { type: 'string', default: '16' },
-    duration: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '2' },
-    targets: { type: 'string', default: 'berth,moto,ceiling' },
-    'moto-server': { type: 'string', default: process.env.MOTO_SERVER ?? 'moto_server' },
-    'cpu-prof': { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
+function parseFlags() {
+  try {
+    return parseArgs({
+      options: {
+        concurrency: { type: 'string', default: '16' },
+        duration: { type: 'string', default: '10' },
+        warmup: { type: 'string', default: '2' },
+        targets: { type: 'string', default: 'berth,moto,ceiling' },
+        'moto-server': { type: 'string', default: process.env.MOTO_SERVER ?? 'moto_server' },
+        'cpu-prof': { type: 'string' },
+        'sdk-cache-middleware': { type: 'string', default: 'on' },
+        'list-all': { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    process.stderr.write(`bench:api: ${(e as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const flags = parseFlags();
 if (flags.help) { process.stdout.write(USAGE); process.exit(0); }
 
-function positive(name: string, text: string): number {
+function positive(name: string, text: string, zeroOk = false): number {
   const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0) { process.stderr.write(`bench:api: --${name} must be a positive number, got '${text}'\n`); process.exit(2); }
+  if (!Number.isFinite(n) || n < 0 || (n === 0 && !zeroOk)) { process.stderr.write(`bench:api: --${name} must be a ${zeroOk ? 'non-negative' : 'positive'} number, got '${text}'\n`); process.exit(2); }
   return n;
 }
 const CONCURRENCY = Math.round(positive('concurrency', flags.concurrency));
 const DURATION_MS = positive('duration', flags.duration) * 1000;
-const WARMUP_MS = Number(flags.warmup) >= 0 ? Number(flags.warmup) * 1000 : 2000;
+const WARMUP_MS = positive('warmup', flags.warmup, true) * 1000;
 const TARGETS = new Set(flags.targets.split(',').map((s) => s.trim()).filter(Boolean));
 for (const t of TARGETS) if (!['berth', 'moto', 'ceiling'].includes(t)) { process.stderr.write(`bench:api: unknown target '${t}'\n`); process.exit(2); }
 if (TARGETS.has('ceiling') && !TARGETS.has('berth')) { process.stderr.write('bench:api: the ceiling replays Berth\'s responses; include berth in --targets\n'); process.exit(2); }
+if (!['on', 'off'].includes(flags['sdk-cache-middleware'])) { process.stderr.write('bench:api: --sdk-cache-middleware must be on or off\n'); process.exit(2); }
+const SDK_CACHE = flags['sdk-cache-middleware'] === 'on';
+const LIST_ALL = flags['list-all'];
 const PROFILE_DIR = flags['cpu-prof'] ? resolve(flags['cpu-prof']) : undefined;
 
 // ---------------------------------------------------------------------------------------
@@ -114,6 +136,23 @@ function cpuSecondsOf(pid: number | undefined): number | undefined {
   } catch { return undefined; }
 }
 
+/** CPU seconds the whole machine has been busy (all cores), from /proc/stat. */
+function machineBusySeconds(): number | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal ...
+    return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / 100;
+  } catch { return undefined; }
+}
+
+/** Cores kept busy by other processes over `ms` while this run is idle (a noisy-machine check). */
+async function backgroundLoad(ms = 1000): Promise<number | undefined> {
+  const m0 = machineBusySeconds(), c0 = process.cpuUsage();
+  await new Promise((ok) => setTimeout(ok, ms));
+  const m1 = machineBusySeconds(), c = process.cpuUsage(c0);
+  return m0 === undefined || m1 === undefined ? undefined : Math.max(0, (m1 - m0 - (c.user + c.system) / 1e6) / (ms / 1000));
+}
+
 // ---------------------------------------------------------------------------------------
 // Servers
 
@@ -123,7 +162,9 @@ async function startBerth(root: string): Promise<Server> {
   const extraEnv: Record<string, string> = {};
   if (PROFILE_DIR) {
     mkdirSync(PROFILE_DIR, { recursive: true });
-    extraEnv.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${PROFILE_DIR}`.trim();
+    // Node 20 does not allow --cpu-prof in NODE_OPTIONS; a preload drives the inspector instead.
+    extraEnv.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(join(here, 'cpu-profile-preload.js')).href}`.trim();
+    extraEnv.BENCH_CPU_PROF_DIR = PROFILE_DIR;
   }
   const b = new BerthProcess(join(root, 'data'), extraEnv);
   cleanups.push({ name: 'Berth', fn: () => (b.child ? stopChild(b.child) : undefined) });
@@ -198,11 +239,18 @@ async function startCeiling(root: string, responses: Map<string, string>, region
 
 interface Client { ecs: ECSClient; close(): void }
 
-function client(server: Server): Client {
+/**
+ * An SDK client with its own keep-alive agent. `cacheMiddleware` (an ordinary SDK client
+ * option) reuses the resolved middleware stack per command type instead of rebuilding it
+ * on every send, which takes a good share of the client's CPU; set-up uses a plain client
+ * because it adds a capture middleware to the stack.
+ */
+function client(server: Server, cacheMiddleware = false): Client {
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, maxFreeSockets: CONCURRENCY });
   const ecs = new ECSClient({
     endpoint: server.endpoint, region: server.region, credentials: server.credentials, maxAttempts: 1,
     requestHandler: { httpAgent: agent, requestTimeout: 30_000 },
+    cacheMiddleware,
   });
   return { ecs, close: () => { ecs.destroy(); agent.destroy(); } };
 }
@@ -235,7 +283,8 @@ const ACTIONS: { name: string; send: Send }[] = [
   { name: 'DescribeClusters', send: (ecs, _i, fx) => ecs.send(new DescribeClustersCommand({ clusters: [fx.clusterName] })) },
   // Lists the family registered once in set-up, so the answer (and the work behind it) stays
   // the same size all run long while RegisterTaskDefinition keeps adding revisions elsewhere.
-  { name: 'ListTaskDefinitions', send: (ecs) => ecs.send(new ListTaskDefinitionsCommand({ familyPrefix: LIST_FAMILY })) },
+  // (--list-all drops familyPrefix: then the first page of 100 of a growing list, on moto all of it.)
+  { name: 'ListTaskDefinitions', send: (ecs) => ecs.send(new ListTaskDefinitionsCommand(LIST_ALL ? {} : { familyPrefix: LIST_FAMILY })) },
   { name: 'DescribeCapacityProviders', send: (ecs, _i, fx) => ecs.send(new DescribeCapacityProvidersCommand({ capacityProviders: [fx.capacityProvider] })) },
   {
     name: 'TagResource',
@@ -292,7 +341,7 @@ async function smokeRound(server: Server, ecs: ECSClient, fx: Fixture, capture?:
     const problems: string[] = [];
     if (out.DescribeClusters.clusters?.length !== 1) problems.push('DescribeClusters did not find the cluster');
     if (out.DescribeCapacityProviders.capacityProviders?.length !== 1) problems.push('DescribeCapacityProviders did not find the provider');
-    if (out.ListTaskDefinitions.taskDefinitionArns?.length !== 1) problems.push(`ListTaskDefinitions returned ${out.ListTaskDefinitions.taskDefinitionArns?.length} ARNs, expected 1`);
+    if (!LIST_ALL && out.ListTaskDefinitions.taskDefinitionArns?.length !== 1) problems.push(`ListTaskDefinitions returned ${out.ListTaskDefinitions.taskDefinitionArns?.length} ARNs, expected 1`);
     if (!out.RegisterTaskDefinition.taskDefinition?.taskDefinitionArn) problems.push('RegisterTaskDefinition returned no ARN');
     if (problems.length) throw new Error(`${server.name}: set-up check failed: ${problems.join('; ')}`);
   } finally {
@@ -310,6 +359,8 @@ interface Run {
   errors: Map<string, number>;
   loadGenCpu: number; // fraction of one core
   serverCpu: number | undefined;
+  /** Cores used by everything else on the machine meanwhile (noise). */
+  otherCpu: number | undefined;
 }
 
 async function drive(ecs: ECSClient, fx: Fixture, ms: number, serverPid: number | undefined, counter: { next: number }): Promise<Run> {
@@ -318,6 +369,7 @@ async function drive(ecs: ECSClient, fx: Fixture, ms: number, serverPid: number 
   let completed = 0;
   const cpu0 = process.cpuUsage();
   const server0 = cpuSecondsOf(serverPid);
+  const machine0 = machineBusySeconds();
   const start = performance.now();
   const deadline = start + ms;
   let last = start;
@@ -342,11 +394,12 @@ async function drive(ecs: ECSClient, fx: Fixture, ms: number, serverPid: number 
   const seconds = (last - start) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const server1 = cpuSecondsOf(serverPid);
-  return {
-    completed, seconds, latencies, errors,
-    loadGenCpu: (cpu.user + cpu.system) / 1e6 / seconds,
-    serverCpu: server0 !== undefined && server1 !== undefined ? (server1 - server0) / seconds : undefined,
-  };
+  const machine1 = machineBusySeconds();
+  const loadGenCpu = (cpu.user + cpu.system) / 1e6 / seconds;
+  const serverCpu = server0 !== undefined && server1 !== undefined ? (server1 - server0) / seconds : undefined;
+  const otherCpu = machine0 !== undefined && machine1 !== undefined && serverCpu !== undefined
+    ? Math.max(0, (machine1 - machine0) / seconds - loadGenCpu - serverCpu) : undefined;
+  return { completed, seconds, latencies, errors, loadGenCpu, serverCpu, otherCpu };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -382,22 +435,28 @@ async function measure(server: Server, ecs: ECSClient, fx: Fixture): Promise<Sum
 
 const LABELS: Record<string, string> = { berth: 'Berth', moto: 'moto_server', ceiling: 'bare node:http' };
 
-function report(results: Map<string, Summary>, capturedBytes: Map<string, string>): { ok: boolean } {
+function report(results: Map<string, Summary>, capturedBytes: Map<string, string>, background: number | undefined): { ok: boolean } {
   const cpu = cpus();
   const lines: string[] = [];
   const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   lines.push('');
   lines.push(`bench/api  ${new Date().toISOString()}`);
   lines.push(`machine: ${cpu.length} CPU cores (${cpu[0]?.model.trim() ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${process.platform}`);
-  lines.push(`note: the load generator (this process: @aws-sdk/client-ecs, keep-alive agent) and the server under test share these ${cpu.length} cores.`);
+  lines.push(`note: the load generator (this process: @aws-sdk/client-ecs, keep-alive agent, cacheMiddleware ${SDK_CACHE ? 'on' : 'off'}) and the server under test share these ${cpu.length} cores.`);
   lines.push(`workload: ${CONCURRENCY} in flight; 20% each of ${ACTIONS.map((a) => a.name).join(', ')}; warm-up ${WARMUP_MS / 1000}s, measured ${DURATION_MS / 1000}s per target`);
+  lines.push(`          ListTaskDefinitions ${LIST_ALL ? 'without familyPrefix (--list-all: a growing list)' : `familyPrefix=${LIST_FAMILY} (one revision; RegisterTaskDefinition adds to ${REGISTER_FAMILY})`}`);
   lines.push('');
-  lines.push(`${'target'.padEnd(16)}${'req/s'.padStart(9)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'requests'.padStart(10)}${'errors'.padStart(8)}${'server CPU'.padStart(12)}${'loadgen CPU'.padStart(13)}`);
+  lines.push(`${'target'.padEnd(16)}${'req/s'.padStart(9)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'requests'.padStart(10)}${'errors'.padStart(8)}${'server CPU'.padStart(12)}${'loadgen CPU'.padStart(13)}${'other CPU'.padStart(11)}${'server µs/req'.padStart(15)}`);
   for (const [name, s] of results) {
-    const sc = s.run.serverCpu === undefined ? '-' : `${(100 * s.run.serverCpu).toFixed(0)}%`;
-    lines.push(`${LABELS[name]!.padEnd(16)}${f(s.rps, 0).padStart(9)}${f(s.p50).padStart(9)}${f(s.p99).padStart(9)}${String(s.run.completed).padStart(10)}${String(s.errors).padStart(8)}${sc.padStart(12)}${`${(100 * s.run.loadGenCpu).toFixed(0)}%`.padStart(13)}`);
+    const pc = (v: number | undefined) => (v === undefined ? '-' : `${(100 * v).toFixed(0)}%`);
+    const sc = pc(s.run.serverCpu);
+    lines.push(`${LABELS[name]!.padEnd(16)}${f(s.rps, 0).padStart(9)}${f(s.p50).padStart(9)}${f(s.p99).padStart(9)}${String(s.run.completed).padStart(10)}${String(s.errors).padStart(8)}${sc.padStart(12)}${pc(s.run.loadGenCpu).padStart(13)}${pc(s.run.otherCpu).padStart(11)}${(s.run.serverCpu === undefined ? '-' : f((1e6 * s.run.serverCpu) / s.rps, 0)).padStart(15)}`);
   }
-  lines.push('  (CPU columns: % of one core used during the measured window)');
+  lines.push('  (CPU columns: % of one core during the measured window; "other" = the rest of the machine, i.e. noise;');
+  lines.push('   server µs/req = server CPU time per request, independent of how fast the load generator is)');
+  if (background !== undefined) {
+    lines.push(`background load before the run: ${(100 * background).toFixed(0)}% of one core${background > 0.15 ? '  WARNING: the machine is not idle; numbers are noisy' : ''}`);
+  }
   lines.push('');
   lines.push(`per action p50 / p99 ms:`);
   lines.push(`${''.padEnd(27)}${[...results.keys()].map((n) => LABELS[n]!.padStart(20)).join('')}`);
@@ -420,6 +479,18 @@ function report(results: Map<string, Summary>, capturedBytes: Map<string, string
   const share = berth && ceiling ? berth.rps / ceiling.rps : undefined;
   goal('Berth >= 30% of bare-Node ceiling', share === undefined ? '(not measured)' : `Berth = ${(100 * share).toFixed(0)}% of ceiling`, share === undefined ? undefined : share >= 0.3);
   goal('Berth p99 < 10 ms', berth ? `p99 = ${berth.p99.toFixed(2)} ms` : '(not measured)', berth ? berth.p99 < 10 : undefined);
+  const cost = (s: Summary | undefined) => (s?.run.serverCpu === undefined ? undefined : (1e6 * s.run.serverCpu) / s.rps);
+  const [bc, mc, cc] = [cost(berth), cost(moto), cost(ceiling)];
+  if (bc !== undefined) {
+    lines.push(`  info  server CPU per request: Berth ${bc.toFixed(0)} µs${mc !== undefined ? `, moto ${mc.toFixed(0)} µs (moto/Berth = ${(mc / bc).toFixed(1)}x)` : ''}` +
+      `${cc !== undefined ? `, bare node ${cc.toFixed(0)} µs (Berth = ${((100 * cc) / bc).toFixed(0)}% of bare-node efficiency)` : ''}`);
+  }
+  if (berth && ceiling && berth.p99 >= 10 && ceiling.p99 >= 10) {
+    lines.push(`  note  even the bare server has p99 ${ceiling.p99.toFixed(1)} ms at ${CONCURRENCY} in flight: latency here is mostly queueing in the load generator.`);
+  }
+  if (ceiling && ceiling.run.loadGenCpu > 0.85) {
+    lines.push(`  note  the load generator used ${(100 * ceiling.run.loadGenCpu).toFixed(0)}% of a core against the bare server: the ceiling is the SDK client's, not the server's.`);
+  }
   process.stdout.write(lines.join('\n') + '\n');
   return { ok: errors.length === 0 };
 }
@@ -436,47 +507,51 @@ async function main(): Promise<number> {
   const captured = new Map<string, string>();
   let region = 'us-east-1';
   let berthFixture: Fixture | undefined;
+  const background = await backgroundLoad();
+  if (background !== undefined && background > 0.15) {
+    process.stderr.write(`bench:api: WARNING: other processes keep ${(100 * background).toFixed(0)}% of a core busy; results will be noisy\n`);
+  }
 
   if (TARGETS.has('berth')) {
     process.stderr.write('bench:api: starting Berth...\n');
     const server = await startBerth(root);
     region = server.region;
-    const c = client(server);
+    const setup = client(server), c = client(server, SDK_CACHE);
     try {
-      const fx = await setUp(server, c.ecs);
-      await smokeRound(server, c.ecs, fx, captured);
+      const fx = await setUp(server, setup.ecs);
+      await smokeRound(server, setup.ecs, fx, captured);
       if (captured.size !== ACTIONS.length) throw new Error(`captured ${captured.size} of ${ACTIONS.length} Berth responses`);
       berthFixture = fx;
+      if (PROFILE_DIR && server.pid !== undefined) process.kill(server.pid, 'SIGUSR2'); // start profiling
       results.set('berth', await measure(server, c.ecs, fx));
-    } finally { c.close(); }
+    } finally { setup.close(); c.close(); }
     await cleanups.pop()!.fn(); // stop Berth (writes its CPU profile, if any)
   }
   if (TARGETS.has('moto')) {
     process.stderr.write('bench:api: starting moto_server...\n');
     const server = await startMoto(region);
-    const c = client(server);
+    const setup = client(server), c = client(server, SDK_CACHE);
     try {
-      const fx = await setUp(server, c.ecs);
-      await smokeRound(server, c.ecs, fx);
+      const fx = await setUp(server, setup.ecs);
+      await smokeRound(server, setup.ecs, fx);
       results.set('moto', await measure(server, c.ecs, fx));
-    } finally { c.close(); }
+    } finally { setup.close(); c.close(); }
     await cleanups.pop()!.fn();
   }
   if (TARGETS.has('ceiling')) {
     process.stderr.write('bench:api: starting the bare node:http ceiling...\n');
     const server = await startCeiling(root, captured, region);
-    const c = client(server);
+    const setup = client(server), c = client(server, SDK_CACHE);
     try {
-      await smokeRound(server, c.ecs, berthFixture!);
+      await smokeRound(server, setup.ecs, berthFixture!);
       results.set('ceiling', await measure(server, c.ecs, berthFixture!));
-    } finally { c.close(); }
+    } finally { setup.close(); c.close(); }
     await cleanups.pop()!.fn();
   }
 
-  const { ok } = report(results, captured);
+  const { ok } = report(results, captured, background);
   if (PROFILE_DIR) {
     const profiles = listProfiles(PROFILE_DIR).filter((f) => !profilesBefore.has(f));
-    // `berth env` also runs with the profiling NODE_OPTIONS; Berth's own profile is the largest.
     const biggest = profiles.sort((a, b) => statSync(b).size - statSync(a).size)[0];
     if (biggest) process.stdout.write('\n' + summarizeProfile(biggest).join('\n') + '\n');
     else process.stdout.write(`\nno .cpuprofile found in ${PROFILE_DIR}\n`);
