@@ -1,5 +1,5 @@
 // Prometheus metrics for the API: request counts by outcome and latency per action.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class ApiMetrics {
   readonly registry = new Registry();
@@ -21,8 +21,37 @@ export class ApiMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'berth_' });
   }
 
+  private readonly children = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
+
   observe(service: string, action: string, code: string, seconds: number): void {
-    this.requests.labels(service, action, code).inc();
-    this.latency.labels(service, action).observe(seconds);
+    const key = `${service}\0${action}\0${code}`;
+    let c = this.children.get(key);
+    if (!c) {
+      c = { count: this.requests.labels(service, action, code), time: this.latency.labels(service, action) };
+      this.children.set(key, c);
+    }
+    c.count.inc();
+    c.time.observe(seconds);
+  }
+}
+
+/** Per-task resource use that agents report, for /metrics. */
+export class TaskMetrics {
+  readonly cpu: Gauge<'cluster' | 'task' | 'family'>;
+  readonly memory: Gauge<'cluster' | 'task' | 'family'>;
+
+  constructor(registry: Registry) {
+    this.cpu = new Gauge({ name: 'berth_task_cpu_seconds_total', help: 'CPU time used by a task\'s containers', labelNames: ['cluster', 'task', 'family'] as const, registers: [registry] });
+    this.memory = new Gauge({ name: 'berth_task_memory_bytes', help: 'Memory used by a task\'s containers', labelNames: ['cluster', 'task', 'family'] as const, registers: [registry] });
+  }
+
+  set(cluster: string, task: string, family: string, cpuSeconds: number, memoryBytes: number): void {
+    this.cpu.labels(cluster, task, family).set(cpuSeconds);
+    this.memory.labels(cluster, task, family).set(memoryBytes);
+  }
+
+  remove(cluster: string, task: string, family: string): void {
+    this.cpu.remove(cluster, task, family);
+    this.memory.remove(cluster, task, family);
   }
 }

@@ -114,21 +114,22 @@ export class TaskDefinitions {
     let last: string | undefined;
     let cursor = after;
     let more = false;
-    // Scan in id order, skipping other statuses, until a page is full.
+    // Scan in id order, reading only each revision's ARN and status, until a page is full.
+    const batchSize = max + 1;
     for (;;) {
-      const batch = this.store.list<TaskDefinitionRecord>(KIND, scope, {
+      const batch = this.store.listFields<{ taskDefinitionArn: string; status: string }>(KIND, scope, ['taskDefinitionArn', 'status'], {
         ...(input.familyPrefix ? { prefix: input.familyPrefix } : {}),
         ...(cursor !== undefined ? { after: cursor } : {}),
-        desc, limit: 500,
+        desc, limit: batchSize,
       });
       for (const r of batch) {
-        cursor = idOf(r.family, r.revision);
+        cursor = r.id;
         if (r.status !== status) continue;
         if (arns.length === max) { more = true; break; }
         arns.push(r.taskDefinitionArn);
         last = cursor;
       }
-      if (more || batch.length < 500) break;
+      if (more || batch.length < batchSize) break;
     }
     return { taskDefinitionArns: arns, ...(more && last !== undefined ? { nextToken: encodeToken(last) } : {}) };
   }

@@ -21,6 +21,8 @@ export interface Store {
   put<T>(kind: string, scope: string, id: string, body: T, parent?: string | null): void;
   delete(kind: string, scope: string, id: string): boolean;
   list<T>(kind: string, scope: string, opts?: ListOptions): T[];
+  /** Like `list`, but only the named top-level fields (and the id) of each document. */
+  listFields<T>(kind: string, scope: string, fields: string[], opts?: ListOptions): (T & { id: string })[];
   /** Every document of a kind in every scope (for controllers and start-up). */
   listAll<T>(kind: string): { scope: string; id: string; body: T }[];
   count(kind: string, scope: string, parent?: string): number;
@@ -140,16 +142,26 @@ export class SqliteStore implements Store {
   private readonly listCache = new Map<string, Database.Statement>();
 
   list<T>(kind: string, scope: string, opts: ListOptions = {}): T[] {
+    return (this.select('body', kind, scope, opts, true) as string[]).map((b) => JSON.parse(b) as T);
+  }
+
+  listFields<T>(kind: string, scope: string, fields: string[], opts: ListOptions = {}): (T & { id: string })[] {
+    for (const f of fields) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f)) throw new Error(`bad field name ${f}`);
+    const columns = ['id', ...fields.map((f) => `json_extract(body, '$.${f}') AS "${f}"`)].join(', ');
+    return this.select(columns, kind, scope, opts, false) as (T & { id: string })[];
+  }
+
+  private select(columns: string, kind: string, scope: string, opts: ListOptions, pluck: boolean): unknown[] {
     const where = ['kind = ?', 'scope = ?'];
     const args: unknown[] = [kind, scope];
     if (opts.parent !== undefined) { where.push('parent = ?'); args.push(opts.parent); }
     if (opts.prefix) { where.push('id >= ? AND id < ?'); args.push(opts.prefix, opts.prefix + '\u{10FFFF}'); }
     if (opts.after !== undefined) { where.push(opts.desc ? 'id < ?' : 'id > ?'); args.push(opts.after); }
-    const sql = `SELECT body FROM docs WHERE ${where.join(' AND ')} ORDER BY id ${opts.desc ? 'DESC' : 'ASC'}${opts.limit !== undefined ? ' LIMIT ?' : ''}`;
+    const sql = `SELECT ${columns} FROM docs WHERE ${where.join(' AND ')} ORDER BY id ${opts.desc ? 'DESC' : 'ASC'}${opts.limit !== undefined ? ' LIMIT ?' : ''}`;
     if (opts.limit !== undefined) args.push(opts.limit);
     let stmt = this.listCache.get(sql);
-    if (!stmt) { stmt = this.db.prepare(sql).pluck(); this.listCache.set(sql, stmt); }
-    return (stmt.all(...args) as string[]).map((b) => JSON.parse(b) as T);
+    if (!stmt) { stmt = pluck ? this.db.prepare(sql).pluck() : this.db.prepare(sql); this.listCache.set(sql, stmt); }
+    return stmt.all(...args);
   }
 
   listAll<T>(kind: string): { scope: string; id: string; body: T }[] {
@@ -165,8 +177,12 @@ export class SqliteStore implements Store {
     return this.stmts.seq.get(name) as number;
   }
 
+  private txWrapper: ((fn: () => unknown) => unknown) | undefined;
+
   tx<R>(fn: () => R): R {
-    return this.db.transaction(fn)();
+    // One wrapper for every transaction: better-sqlite3 nests them as savepoints.
+    this.txWrapper ??= this.db.transaction((f: () => unknown) => f());
+    return this.txWrapper(fn) as R;
   }
 
   close(): void {
