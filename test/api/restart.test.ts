@@ -4,7 +4,7 @@ import {
   CreateClusterCommand, CreateCapacityProviderCommand, RegisterTaskDefinitionCommand, DescribeCapacityProvidersCommand,
   ListTaskDefinitionsCommand, ListClustersCommand, TagResourceCommand, ListTagsForResourceCommand,
 } from '@aws-sdk/client-ecs';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestBerth } from '../helpers/berth.js';
 
@@ -65,9 +65,14 @@ test('secrets are sealed at rest: the data directory does not contain the secret
   try {
     const secret = berth.creds.secretAccessKey;
     assert.ok(secret.length >= 40);
-    for (const f of readdirSync(berth.dataDir)) {
-      const content = readFileSync(join(berth.dataDir, f));
-      assert.ok(!content.includes(Buffer.from(secret)), `${f} contains the secret access key in clear`);
+    const walk = (dir: string): string[] => readdirSync(dir).flatMap((f) => {
+      const p = join(dir, f);
+      return statSync(p).isDirectory() ? walk(p) : [p];
+    });
+    const files = walk(berth.dataDir);
+    assert.ok(files.some((f) => f.endsWith('berth.db')));
+    for (const f of files) {
+      assert.ok(!readFileSync(f).includes(Buffer.from(secret)), `${f} contains the secret access key in clear`);
     }
   } finally {
     await berth.cleanup();
