@@ -14,6 +14,24 @@ fi
 exec 9>"$root/.setup.lock"
 flock 9
 
+# The instance agent's container runtime drives these Debian packages. As root, `up` and
+# `test` install the missing ones (apt-get update only when something is missing); otherwise
+# this costs a few dpkg-query calls (milliseconds).
+if [ "$(id -u)" = 0 ] && { [ "${1:-}" = up ] || [ "${1:-}" = test ]; } && command -v dpkg-query >/dev/null 2>&1; then
+  runtime_pkgs="runc conmon skopeo umoci docker-registry busybox-static golang-github-containers-common tini iproute2"
+  missing=""
+  for p in $runtime_pkgs; do
+    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    echo "berth: installing container runtime packages:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $missing >/dev/null
+  fi
+fi
+
 stamp=node_modules/.berth-installed
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   echo "berth: installing npm dependencies..."

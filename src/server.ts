@@ -3,7 +3,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiServer } from './api/http-server.js';
 import { jsonService } from './api/json-protocol.js';
-import { ApiMetrics } from './api/metrics.js';
+import { ApiMetrics, TaskMetrics } from './api/metrics.js';
 import type { BerthConfig } from './config.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { Ecs } from './ecs/index.js';
@@ -11,6 +11,8 @@ import { Credentials } from './identity/credentials.js';
 import { MasterKey } from './identity/master-key.js';
 import { Logs } from './logs/index.js';
 import { SqliteStore } from './store/store.js';
+import { ControlPlane } from './control-plane.js';
+import type { InstanceProvider } from './providers/provider.js';
 
 export interface RunningBerth {
   endpoint: string;
@@ -19,6 +21,7 @@ export interface RunningBerth {
   store: SqliteStore;
   ecs: Ecs;
   logs: Logs;
+  controlPlane: ControlPlane;
   close(): Promise<void>;
 }
 
@@ -36,7 +39,7 @@ function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
 }
 
-export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log?: (line: string) => void } = {}): Promise<RunningBerth> {
+export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log?: (line: string) => void; provider?: InstanceProvider | null } = {}): Promise<RunningBerth> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const previous = readServerInfo(config.dataDir);
@@ -54,6 +57,11 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
     jsonServices: [jsonService('ecs', 'ecs', 'ecs', ecs.handlers()), jsonService('logs', 'logs', 'logs', logs.handlers())],
     credentials, clock, metrics, log,
   });
+  const controlPlane = new ControlPlane({
+    dataDir: config.dataDir, store, ecs, logs, taskMetrics: new TaskMetrics(metrics.registry), clock, log,
+    ...(opts.provider !== undefined ? { provider: opts.provider } : {}),
+  });
+  await controlPlane.start();
   const address = await api.listen(config.port, config.host);
   const endpoint = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${address.port}`;
   const info: ServerInfo = { pid: process.pid, endpoint, port: address.port, host: config.host };
@@ -62,14 +70,16 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   const reaper = setInterval(() => {
     try { ecs.taskDefinitions.reapDeleted(); } catch (e) { log(`reaper: ${(e as Error).message}`); }
     try { logs.pruneExpired(clock.now()); } catch (e) { log(`log retention: ${(e as Error).message}`); }
+    try { ecs.tasks.reapStopped(clock.now()); } catch (e) { log(`task reaper: ${(e as Error).message}`); }
   }, 60_000);
   reaper.unref();
 
   return {
-    endpoint, port: address.port, accountId: boot.account.accountId, store, ecs, logs,
+    endpoint, port: address.port, accountId: boot.account.accountId, store, ecs, logs, controlPlane,
     async close() {
       clearInterval(reaper);
       await api.close();
+      await controlPlane.close();
       store.close();
       rmSync(join(config.dataDir, INFO_FILE), { force: true });
     },

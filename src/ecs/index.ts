@@ -5,14 +5,18 @@ import type { Store } from '../store/store.js';
 import { AccountSettings } from './account-settings.js';
 import { CapacityProviders, type CapacityProviderRecord } from './capacity-providers.js';
 import { Clusters, type ClusterRecord } from './clusters.js';
+import { ContainerInstances } from './container-instances.js';
 import { Tags } from './tags.js';
 import { TaskDefinitions } from './task-definitions.js';
+import { Tasks } from './tasks.js';
 
 export class Ecs {
   readonly settings: AccountSettings;
   readonly clusters: Clusters;
   readonly capacityProviders: CapacityProviders;
   readonly taskDefinitions: TaskDefinitions;
+  readonly containerInstances: ContainerInstances;
+  readonly tasks: Tasks;
   readonly tags = new Tags();
 
   constructor(readonly store: Store) {
@@ -20,6 +24,20 @@ export class Ecs {
     this.clusters = new Clusters(store, this.settings);
     this.capacityProviders = new CapacityProviders(store, this.clusters);
     this.taskDefinitions = new TaskDefinitions(store);
+    this.containerInstances = new ContainerInstances(store, this.clusters);
+    this.tasks = new Tasks(store, this.clusters, this.taskDefinitions, this.capacityProviders, this.containerInstances);
+    this.capacityProviders.instanceCount = (scope, provider) => this.containerInstances.all()
+      .filter(({ scope: s, ci }) => s === scope && ci.capacityProviderName === provider && ci.ec2State !== 'terminated').length;
+    this.clusters.stats = (scope, cluster) => {
+      const instances = this.containerInstances.ofCluster(scope, cluster);
+      const tasks = this.tasks.ofCluster(scope, cluster).filter((t) => t.lastStatus !== 'STOPPED');
+      return {
+        registeredContainerInstancesCount: instances.filter((ci) => ci.status === 'ACTIVE' || ci.status === 'DRAINING').length,
+        runningTasksCount: tasks.filter((t) => t.lastStatus === 'RUNNING').length,
+        pendingTasksCount: tasks.filter((t) => t.lastStatus !== 'RUNNING').length,
+        activeServicesCount: 0,
+      };
+    };
 
     this.tags.register('cluster', {
       getTags: (scope, id) => { const c = this.clusters.get(scope, id); return c?.status === 'ACTIVE' ? c.tags : undefined; },
@@ -29,6 +47,14 @@ export class Ecs {
       getTags: (scope, id) => { const p = this.capacityProviders.get(scope, id); return p && p.status !== 'INACTIVE' ? p.tags : undefined; },
       setTags: (scope, id, tags) => { const p = this.capacityProviders.get(scope, id)!; p.tags = tags; this.capacityProviders.save(scope, p); },
       checkTags: (tags) => this.capacityProviders.checkTags(tags),
+    });
+    this.tags.register('task', {
+      getTags: (scope, id) => this.tasks.get(scope, id.slice(id.lastIndexOf('/') + 1))?.tags,
+      setTags: (scope, id, tags) => { const t = this.tasks.get(scope, id.slice(id.lastIndexOf('/') + 1))!; t.tags = tags; this.tasks.save(scope, t); },
+    });
+    this.tags.register('container-instance', {
+      getTags: (scope, id) => { const ci = this.containerInstances.get(scope, id.slice(id.lastIndexOf('/') + 1)); return ci && this.containerInstances.isLive(ci) ? ci.tags : undefined; },
+      setTags: (scope, id, tags) => { const ci = this.containerInstances.get(scope, id.slice(id.lastIndexOf('/') + 1))!; ci.tags = tags; this.containerInstances.save(scope, ci); },
     });
     this.tags.register('task-definition', {
       getTags: (scope, id) => {
@@ -47,6 +73,7 @@ export class Ecs {
   handlers(): Record<string, Handler> {
     const tx = <R>(fn: () => R) => this.store.tx(fn);
     const c = this.clusters, p = this.capacityProviders, t = this.taskDefinitions, s = this.settings;
+    const ci = this.containerInstances, tk = this.tasks;
     return {
       CreateCluster: (ctx, i) => c.create(ctx, i),
       DescribeClusters: (ctx, i) => c.describe(ctx, i),
@@ -65,6 +92,15 @@ export class Ecs {
       ListTaskDefinitionFamilies: (ctx, i) => t.listFamilies(ctx, i),
       DeregisterTaskDefinition: (ctx, i) => t.deregister(ctx, i),
       DeleteTaskDefinitions: (ctx, i) => t.deleteMany(ctx, i),
+      ListContainerInstances: (ctx, i) => ci.list(ctx, i),
+      DescribeContainerInstances: (ctx, i) => ci.describe(ctx, i),
+      UpdateContainerInstancesState: (ctx, i) => ci.updateState(ctx, i),
+      DeregisterContainerInstance: (ctx, i) => ci.deregister(ctx, i),
+      RunTask: (ctx, i) => tk.run(ctx, i),
+      StartTask: (ctx, i) => tk.start(ctx, i),
+      StopTask: (ctx, i) => tk.stop(ctx, i),
+      DescribeTasks: (ctx, i) => tk.describe(ctx, i),
+      ListTasks: (ctx, i) => tk.list(ctx, i),
       TagResource: (ctx, i) => this.tags.tag(ctx, i, tx),
       UntagResource: (ctx, i) => this.tags.untag(ctx, i, tx),
       ListTagsForResource: (ctx, i) => this.tags.list(ctx, i),

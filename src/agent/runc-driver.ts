@@ -1,0 +1,109 @@
+// The agent's ContainerDriver on top of the runtime library (runc + conmon, skopeo/umoci).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ContainerDriver, ContainerObservation, LogChunk, PulledImage } from './driver.js';
+import type { ContainerSpec, TaskSpec } from './protocol.js';
+import { ContainerRuntime, ImageStore, LOST_REASON, readLog, START, taskUsage, type ContainerState, type LogCursor } from './runtime/index.js';
+import { ContainerExistsError } from './runtime/errors.js';
+
+const RESERVED_MEMORY_MIB = 256;
+
+/** The instance cgroup this agent runs in (the same path in every v1 hierarchy). */
+export function ownCgroup(procSelfCgroup = readFileSync('/proc/self/cgroup', 'utf8')): string {
+  for (const line of procSelfCgroup.split('\n')) {
+    const [, controllers, path] = line.split(':');
+    if (controllers?.split(',').includes('memory') && path) return path;
+  }
+  throw new Error('cannot find the memory cgroup of the agent in /proc/self/cgroup');
+}
+
+const readNumber = (path: string): number | undefined => {
+  try { const n = Number(readFileSync(path, 'utf8').trim()); return Number.isFinite(n) ? n : undefined; } catch { return undefined; }
+};
+
+function observe(s: ContainerState): ContainerObservation {
+  const lost = s.status === 'stopped' && s.exitCode === undefined && s.reason === LOST_REASON;
+  return {
+    runtimeId: s.id, taskId: s.taskId, containerName: s.name,
+    state: lost ? 'unknown' : s.status,
+    ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}),
+    ...(s.oomKilled ? { oomKilled: true } : {}),
+  };
+}
+
+export async function createRuncDriver(o: { dataDir: string; log: (line: string) => void; cgroupRoot?: string }): Promise<ContainerDriver> {
+  const cgroupRoot = o.cgroupRoot ?? process.env.BERTH_CGROUP_PATH ?? ownCgroup();
+  const images = new ImageStore({ dataDir: o.dataDir });
+  const runtime = new ContainerRuntime({ dataDir: o.dataDir, cgroupRoot });
+  const logPaths = new Map<string, string>();
+  const logPath = async (id: string) => {
+    let p = logPaths.get(id);
+    if (!p) { p = (await runtime.state(id)).logPath; logPaths.set(id, p); }
+    return p;
+  };
+
+  return {
+    async pull(image: string, forwards: Record<string, string>): Promise<PulledImage> {
+      images.setRegistryForwards(forwards);
+      const pulled = await images.pull(image);
+      return { image, digest: pulled.digest };
+    },
+    async create(task: TaskSpec, container: ContainerSpec, image: PulledImage): Promise<string> {
+      const id = ContainerRuntime.runtimeId(task.taskId, container.name);
+      const pulled = images.get(image.digest, image.image) ?? await images.pull(image.image);
+      try {
+        await runtime.create(task, container, pulled);
+      } catch (e) {
+        if (!(e instanceof ContainerExistsError)) throw e;
+      }
+      return id;
+    },
+    async start(id: string): Promise<void> {
+      const s = await runtime.state(id);
+      if (s.status === 'created') await runtime.start(id);
+    },
+    async stop(id: string, timeoutSeconds: number): Promise<void> {
+      // The runtime waits out the grace period; the exit arrives as an event.
+      void runtime.stop(id, timeoutSeconds).catch((e) => o.log(`agent: stopping ${id}: ${(e as Error).message}`));
+    },
+    async inspect(id: string): Promise<ContainerObservation> {
+      return observe(await runtime.state(id));
+    },
+    async remove(id: string): Promise<void> {
+      logPaths.delete(id);
+      await runtime.remove(id);
+    },
+    async list(): Promise<ContainerObservation[]> {
+      return (await runtime.list()).map(observe);
+    },
+    onExit(listener: (runtimeId: string) => void): void {
+      runtime.onExit((s) => listener(s.id));
+    },
+    async readLogs(id: string, cursor: string | undefined, final = false): Promise<LogChunk> {
+      const from: LogCursor = cursor ? JSON.parse(cursor) as LogCursor : START;
+      const read = readLog(await logPath(id), from, { final });
+      return {
+        events: read.events.map((e) => ({ timestamp: e.timestamp, message: e.message })),
+        cursor: JSON.stringify(read.cursor),
+        source: `${id}:${from.ino}`,
+        offset: from.offset,
+      };
+    },
+    async taskStats(taskId: string) {
+      return taskUsage(runtime.taskCgroupPath(taskId));
+    },
+    async cleanupTask(taskId: string): Promise<void> {
+      await runtime.removeTask(taskId);
+    },
+    resources() {
+      const base = join('/sys/fs/cgroup');
+      const quota = readNumber(join(base, 'cpu', cgroupRoot, 'cpu.cfs_quota_us'));
+      const period = readNumber(join(base, 'cpu', cgroupRoot, 'cpu.cfs_period_us'));
+      const limit = readNumber(join(base, 'memory', cgroupRoot, 'memory.limit_in_bytes'));
+      return {
+        cpu: quota && period && quota > 0 ? Math.round((quota / period) * 1024) : 1024,
+        memory: limit ? Math.floor(limit / 1024 / 1024) - RESERVED_MEMORY_MIB : 0,
+      };
+    },
+  };
+}

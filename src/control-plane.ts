@@ -1,0 +1,130 @@
+// The parts of the control plane that manage instances and tasks: the instance provider,
+// the agent gateway, the fleet and the scheduler, wired together.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TaskMetrics } from './api/metrics.js';
+import type { Clock } from './domain/clock.js';
+import type { Ecs } from './ecs/index.js';
+import { Fleet } from './controllers/fleet.js';
+import { Scheduler } from './controllers/scheduler.js';
+import { Gateway } from './gateway/gateway.js';
+import type { Logs } from './logs/index.js';
+import type { InstanceProvider } from './providers/provider.js';
+import type { Store } from './store/store.js';
+import { MasterKey } from './identity/master-key.js';
+import { LocalInstanceProvider } from './providers/local/index.js';
+
+const agentMain = resolve(dirname(fileURLToPath(import.meta.url)), 'agent', 'main.js');
+
+export interface ControlPlaneOptions {
+  dataDir: string;
+  store: Store;
+  ecs: Ecs;
+  logs: Logs;
+  taskMetrics: TaskMetrics;
+  clock: Clock;
+  log: (line: string) => void;
+  /** For tests: another provider, or none. */
+  provider?: InstanceProvider | null;
+}
+
+/** Whether this host's kernel runs in FIPS mode. */
+export function hostFipsEnabled(): boolean {
+  try { return readFileSync('/proc/sys/crypto/fips_enabled', 'utf8').trim() === '1'; } catch { return false; }
+}
+
+export class ControlPlane {
+  gateway!: Gateway;
+  fleet!: Fleet;
+  scheduler!: Scheduler;
+  provider: InstanceProvider | undefined;
+  providerProblems: string[] = [];
+  private controlPlaneUrl = '';
+
+  constructor(private readonly o: ControlPlaneOptions) {}
+
+  async start(): Promise<void> {
+    const { store, ecs, logs, clock, log } = this.o;
+    const provider = this.o.provider === null ? undefined
+      : this.o.provider ?? new LocalInstanceProvider({ dataDir: this.o.dataDir, clock, log, hiddenPaths: [dirname(MasterKey.defaultFile())] });
+    this.providerProblems = provider ? await provider.check() : ['no instance provider is configured'];
+    let gatewayHost = '127.0.0.1';
+    if (provider && this.providerProblems.length === 0) {
+      try {
+        gatewayHost = (await provider.prepare()).gatewayAddress;
+        this.provider = provider;
+      } catch (e) {
+        this.providerProblems = [`the local instance provider could not prepare the host: ${(e as Error).message}`];
+      }
+    }
+    if (this.providerProblems.length) log(`berth: instances cannot be launched on this host: ${this.providerProblems.join('; ')}`);
+
+    this.fleet = new Fleet({
+      store, ecs, provider: this.provider, clock, log,
+      agentCommand: [process.execPath, '--max-old-space-size=40', '--max-semi-space-size=1', agentMain],
+      controlPlaneUrl: () => this.controlPlaneUrl,
+      events: {
+        changed: () => this.scheduler.wake(),
+        taskReport: (_scope, t) => {
+          if (t.lastStatus === 'STOPPED') {
+            this.o.taskMetrics.remove(t.cluster, t.id, t.family);
+            if (t.network && this.provider) void this.provider.detachTaskNetwork(t.id).catch((e) => log(`detaching the network of ${t.id}: ${(e as Error).message}`));
+          }
+        },
+        logs: (scope, instanceId, msg) => {
+          try {
+            logs.putEvents(scope, msg.batch.group, msg.batch.stream, msg.batch.events, { source: msg.batch.source, offset: msg.batch.offset });
+            this.gateway.send(instanceId, { type: 'ack', seq: msg.seq });
+          } catch (e) { log(`logs from ${instanceId}: ${(e as Error).message}`); }
+        },
+        metrics: (scope, ci, tasks) => {
+          for (const m of tasks) {
+            const t = ecs.tasks.get(scope, m.taskArn.slice(m.taskArn.lastIndexOf('/') + 1));
+            if (t && t.containerInstanceId === ci.id) this.o.taskMetrics.set(t.cluster, t.id, t.family, m.cpuSeconds, m.memoryBytes);
+          }
+        },
+        instanceGone: (scope, ci) => {
+          this.gateway.disconnect(ci.ec2InstanceId);
+          for (const t of ecs.tasks.onInstance(scope, ci.cluster, ci.id)) {
+            this.o.taskMetrics.remove(t.cluster, t.id, t.family);
+            if (t.network && this.provider) void this.provider.detachTaskNetwork(t.id).catch(() => {});
+          }
+        },
+      },
+    });
+    this.gateway = new Gateway({
+      authenticate: (hello) => this.fleet.authenticate(hello),
+      onConnect: (id) => { this.fleet.onConnect(id); this.scheduler.resend(id); },
+      onDisconnect: (id) => this.fleet.onDisconnect(id),
+      onMessage: (id, msg) => this.fleet.onMessage(id, msg),
+    }, log);
+    // Agents must find the gateway again after a restart: keep its port.
+    const portFile = join(this.o.dataDir, 'gateway.json');
+    const saved = existsSync(portFile) ? (JSON.parse(readFileSync(portFile, 'utf8')) as { host: string; port: number }) : undefined;
+    let address;
+    try {
+      address = await this.gateway.listen(gatewayHost, saved?.host === gatewayHost ? saved.port : 0);
+    } catch {
+      address = await this.gateway.listen(gatewayHost, 0);
+    }
+    writeFileSync(portFile, JSON.stringify({ host: gatewayHost, port: address.port }) + '\n');
+    this.controlPlaneUrl = `ws://${gatewayHost}:${address.port}/agent`;
+
+    this.scheduler = new Scheduler({
+      store, ecs, fleet: this.fleet, gateway: this.gateway, provider: this.provider,
+      providerProblems: () => this.providerProblems, hostFips: hostFipsEnabled(), clock, log,
+    });
+    ecs.tasks.onChange = () => this.scheduler.wake();
+    ecs.containerInstances.onChange = () => this.scheduler.wake();
+    ecs.containerInstances.onDeregistered = () => this.scheduler.wake();
+    await this.fleet.recover();
+    this.scheduler.start();
+  }
+
+  async close(): Promise<void> {
+    this.scheduler?.stop();
+    await this.gateway?.close();
+    await this.provider?.close();
+  }
+}

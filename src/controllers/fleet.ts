@@ -1,0 +1,302 @@
+// The fleet: launching and terminating instances through the instance provider, and the
+// agents' sessions (bootstrap, registration, reports). Every intent is recorded in the
+// store before the effect runs, so a control plane killed at any moment recovers.
+import { createHash, randomBytes } from 'node:crypto';
+import type { AgentMessage, Attribute, ControlMessage, TaskReport } from '../agent/protocol.js';
+import { statusRank } from '../agent/protocol.js';
+import type { Clock } from '../domain/clock.js';
+import type { InstanceType } from '../domain/instance-types.js';
+import type { CapacityProviderRecord } from '../ecs/capacity-providers.js';
+import type { ContainerInstanceRecord } from '../ecs/container-instances.js';
+import type { Ecs } from '../ecs/index.js';
+import type { TaskRecord } from '../ecs/tasks.js';
+import type { GatewayHandlers } from '../gateway/gateway.js';
+import { registeredCpu, registeredMemory } from '../placement/instance-selection.js';
+import type { InstanceProvider } from '../providers/provider.js';
+import type { Store } from '../store/store.js';
+import { formatArn, partitionOf } from '../domain/arn.js';
+
+const EC2_INDEX = 'ec2-instance';
+const GLOBAL = 'global';
+export const AGENT_VERSION = '0.1.0';
+export const PLATFORM_VERSION = '2026.11.0';
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const hex = (bytes: number) => randomBytes(bytes).toString('hex');
+
+export interface FleetEvents {
+  /** Something the scheduler should look at changed (capacity, task states). */
+  changed(): void;
+  taskReport(scope: string, task: TaskRecord): void;
+  logs(scope: string, instanceId: string, msg: Extract<AgentMessage, { type: 'logs' }>): void;
+  metrics(scope: string, ci: ContainerInstanceRecord, tasks: Extract<AgentMessage, { type: 'metrics' }>['tasks']): void;
+  instanceGone(scope: string, ci: ContainerInstanceRecord): void;
+}
+
+export interface FleetOptions {
+  store: Store;
+  ecs: Ecs;
+  provider: InstanceProvider | undefined;
+  clock: Clock;
+  log: (line: string) => void;
+  agentCommand: string[];
+  controlPlaneUrl: () => string;
+  events: FleetEvents;
+}
+
+export class Fleet implements GatewayHandlers {
+  private readonly launching = new Set<string>();
+  private readonly terminating = new Set<string>();
+
+  constructor(private readonly o: FleetOptions) {}
+
+  private locate(instanceId: string): { scope: string; ci: ContainerInstanceRecord } | undefined {
+    const idx = this.o.store.get<{ scope: string; id: string }>(EC2_INDEX, GLOBAL, instanceId);
+    if (!idx) return undefined;
+    const ci = this.o.ecs.containerInstances.get(idx.scope, idx.id);
+    return ci && { scope: idx.scope, ci };
+  }
+
+  /** Records a new instance (REGISTERING) and starts it; returns the record at once. */
+  launch(scope: string, provider: CapacityProviderRecord, type: InstanceType, subnetIndex: number): ContainerInstanceRecord {
+    const [account, region] = scope.split('/') as [string, string];
+    const id = hex(16);
+    const ec2InstanceId = `i-${hex(9).slice(0, 17)}`;
+    const subnets = provider.managedInstancesProvider.instanceLaunchTemplate.networkConfiguration.subnets ?? [];
+    const subnetId = subnets[subnetIndex % subnets.length]!;
+    const token = randomBytes(32).toString('base64url');
+    const now = this.o.clock.now();
+    const settings = this.o.ecs.capacityProviders.settings(provider);
+    const ci: ContainerInstanceRecord = {
+      id,
+      containerInstanceArn: formatArn({ partition: partitionOf(region), service: 'ecs', region, account, resource: `container-instance/${provider.cluster}/${id}` }),
+      ec2InstanceId,
+      cluster: provider.cluster,
+      capacityProviderName: provider.name,
+      instanceType: type.name,
+      subnetId,
+      availabilityZone: `${region}${'abcdef'[subnets.indexOf(subnetId) % 6]}`,
+      status: 'REGISTERING',
+      ec2State: 'pending',
+      agentConnected: false,
+      registeredCpu: registeredCpu(type),
+      registeredMemory: registeredMemory(type),
+      attributes: [],
+      launchedAt: now,
+      version: 0,
+      tags: provider.managedInstancesProvider.propagateTags === 'CAPACITY_PROVIDER'
+        ? [...provider.tags.filter((t) => !t.key.startsWith('berth:'))] : [],
+      health: { overallStatus: 'INITIALIZING', details: [] },
+      bootstrapTokenHash: sha256(token),
+      launchConfig: { singleTaskMode: settings.singleTaskMode, privilegedCapabilities: settings.privilegedCapabilities, fips: provider.managedInstancesProvider.instanceLaunchTemplate.fipsEnabled === true },
+    };
+    this.o.store.tx(() => {
+      this.o.ecs.containerInstances.save(scope, ci);
+      this.o.store.put(EC2_INDEX, GLOBAL, ec2InstanceId, { scope, id });
+    });
+    this.launching.add(id);
+    void this.start(scope, ci, type, token).finally(() => this.launching.delete(id));
+    return ci;
+  }
+
+  private async start(scope: string, ci: ContainerInstanceRecord, type: InstanceType, token: string): Promise<void> {
+    const provider = this.o.provider;
+    try {
+      if (!provider) throw new Error('no instance provider');
+      const launched = await provider.launch({
+        instanceId: ci.ec2InstanceId,
+        instanceType: type,
+        subnetId: ci.subnetId,
+        availabilityZone: ci.availabilityZone,
+        agent: {
+          command: this.o.agentCommand,
+          bootstrapToken: token,
+          env: {
+            BERTH_AGENT_CONTROL_PLANE: this.o.controlPlaneUrl(),
+            BERTH_AGENT_INSTANCE_ID: ci.ec2InstanceId,
+            BERTH_AGENT_INSTANCE_TYPE: ci.instanceType,
+            BERTH_AGENT_AVAILABILITY_ZONE: ci.availabilityZone,
+            BERTH_AGENT_SUBNET_ID: ci.subnetId,
+            BERTH_AGENT_PLATFORM_VERSION: PLATFORM_VERSION,
+            BERTH_AGENT_PRIVILEGED_CAPABILITIES: (ci.launchConfig?.privilegedCapabilities ?? []).join(' '),
+            BERTH_AGENT_FIPS_REQUESTED: ci.launchConfig?.fips ? '1' : '0',
+          },
+        },
+      });
+      this.o.store.tx(() => {
+        const cur = this.o.ecs.containerInstances.get(scope, ci.id);
+        if (!cur) return;
+        cur.privateIpv4Address = launched.privateIpv4Address;
+        if (cur.ec2State === 'pending') cur.ec2State = 'running';
+        this.o.ecs.containerInstances.save(scope, cur);
+      });
+    } catch (e) {
+      this.o.log(`fleet: launching ${ci.ec2InstanceId} failed: ${(e as Error).message}`);
+      this.o.store.tx(() => {
+        const cur = this.o.ecs.containerInstances.get(scope, ci.id);
+        if (!cur) return;
+        cur.status = 'REGISTRATION_FAILED';
+        cur.statusReason = `Instance launch failed: ${(e as Error).message}`;
+        this.o.ecs.containerInstances.save(scope, cur);
+      });
+      await this.terminate(scope, ci.id, 'launch failed');
+    }
+    this.o.events.changed();
+  }
+
+  /** Removes an instance for good; its remaining tasks are stopped. */
+  async terminate(scope: string, id: string, reason: string): Promise<void> {
+    if (this.terminating.has(id)) return;
+    this.terminating.add(id);
+    try {
+      const ci = this.o.ecs.containerInstances.get(scope, id);
+      if (!ci || ci.ec2State === 'terminated') return;
+      this.o.store.tx(() => {
+        const cur = this.o.ecs.containerInstances.get(scope, id)!;
+        cur.ec2State = 'shutting-down';
+        if (cur.status !== 'REGISTRATION_FAILED') cur.status = 'INACTIVE';
+        cur.statusReason ??= reason;
+        this.o.ecs.containerInstances.save(scope, cur);
+      });
+      this.o.log(`fleet: terminating ${ci.ec2InstanceId} (${reason})`);
+      await this.o.provider?.terminate(ci.ec2InstanceId);
+      const now = this.o.clock.now();
+      this.o.store.tx(() => {
+        const cur = this.o.ecs.containerInstances.get(scope, id)!;
+        cur.ec2State = 'terminated';
+        cur.agentConnected = false;
+        cur.terminatedAt = now;
+        delete cur.credentialHash;
+        delete cur.bootstrapTokenHash;
+        this.o.ecs.containerInstances.save(scope, cur);
+        for (const t of this.o.ecs.tasks.onInstance(scope, cur.cluster, id)) {
+          if (t.lastStatus === 'STOPPED') continue;
+          t.desiredStatus = 'STOPPED';
+          t.lastStatus = 'STOPPED';
+          t.stoppedReason ??= `Host EC2 (instance ${cur.ec2InstanceId}) terminated.`;
+          t.stopCode ??= 'TerminationNotice';
+          t.stoppingAt ??= now;
+          t.stoppedAt = now;
+          t.executionStoppedAt ??= now;
+          for (const c of t.containers) if (c.lastStatus !== 'STOPPED') c.lastStatus = 'STOPPED';
+          this.o.ecs.tasks.save(scope, t);
+        }
+      });
+      this.o.events.instanceGone(scope, this.o.ecs.containerInstances.get(scope, id)!);
+    } finally {
+      this.terminating.delete(id);
+      this.o.events.changed();
+    }
+  }
+
+  isLaunching(id: string): boolean { return this.launching.has(id); }
+  isTerminating(id: string): boolean { return this.terminating.has(id); }
+
+  /** After a restart: keep live instances, terminate half-launched ones, clean host leftovers. */
+  async recover(): Promise<void> {
+    const keep: string[] = [];
+    for (const { scope, ci } of this.o.ecs.containerInstances.all()) {
+      if (ci.ec2State === 'terminated') continue;
+      if (ci.ec2State === 'shutting-down' || ci.status === 'INACTIVE' || ci.status === 'REGISTRATION_FAILED') {
+        await this.terminate(scope, ci.id, ci.statusReason ?? 'recovery');
+        continue;
+      }
+      if (ci.agentConnected) {
+        ci.agentConnected = false;
+        this.o.ecs.containerInstances.save(scope, ci);
+      }
+      const alive = await this.o.provider?.isAlive(ci.ec2InstanceId).catch(() => false);
+      if (alive) keep.push(ci.ec2InstanceId);
+      else await this.terminate(scope, ci.id, 'Instance was lost while the control plane was down');
+    }
+    if (this.o.provider) {
+      const { removed } = await this.o.provider.recover(keep);
+      if (removed.length) this.o.log(`fleet: removed leftovers of ${removed.join(', ')}`);
+    }
+  }
+
+  // Gateway handlers ------------------------------------------------------------------
+
+  authenticate(hello: Extract<AgentMessage, { type: 'hello' }>): Extract<ControlMessage, { type: 'welcome' }> {
+    return this.o.store.tx(() => {
+      const found = this.locate(hello.instanceId);
+      if (!found || found.ci.ec2State === 'terminated' || found.ci.ec2State === 'shutting-down') throw new Error(`unknown instance ${hello.instanceId}`);
+      const { scope, ci } = found;
+      let credential: string | undefined;
+      if (hello.bootstrapToken !== undefined) {
+        if (!ci.bootstrapTokenHash || sha256(hello.bootstrapToken) !== ci.bootstrapTokenHash) throw new Error('bootstrap token unknown or already used');
+        credential = randomBytes(32).toString('base64url');
+        delete ci.bootstrapTokenHash;
+        ci.credentialHash = sha256(credential);
+      } else if (hello.credential === undefined || !ci.credentialHash || sha256(hello.credential) !== ci.credentialHash) {
+        throw new Error('instance credential rejected');
+      }
+      ci.agentVersion = hello.agentVersion;
+      this.o.ecs.containerInstances.save(scope, ci);
+      return { type: 'welcome', containerInstanceArn: ci.containerInstanceArn, heartbeatIntervalMs: 5_000, ...(credential ? { credential } : {}) };
+    });
+  }
+
+  onConnect(_instanceId: string): void {}
+
+  onDisconnect(instanceId: string): void {
+    const found = this.locate(instanceId);
+    if (!found) return;
+    this.o.store.tx(() => {
+      const ci = this.o.ecs.containerInstances.get(found.scope, found.ci.id)!;
+      ci.agentConnected = false;
+      ci.agentLastSeenAt = this.o.clock.now();
+      this.o.ecs.containerInstances.save(found.scope, ci);
+    });
+    this.o.events.changed();
+  }
+
+  onMessage(instanceId: string, msg: Exclude<AgentMessage, { type: 'hello' }>): void {
+    const found = this.locate(instanceId);
+    if (!found) return;
+    const { scope } = found;
+    const now = this.o.clock.now();
+    switch (msg.type) {
+      case 'register': this.register(scope, found.ci.id, msg.attributes, msg.tasks, now); break;
+      case 'task': {
+        const t = this.o.store.tx(() => this.o.ecs.tasks.applyReport(scope, found.ci.id, msg.report, now));
+        if (t) this.o.events.taskReport(scope, t);
+        this.o.events.changed();
+        break;
+      }
+      case 'logs': this.o.events.logs(scope, instanceId, msg); break;
+      case 'metrics': this.o.events.metrics(scope, found.ci, msg.tasks); break;
+      case 'heartbeat': break;
+    }
+  }
+
+  private register(scope: string, id: string, attributes: Attribute[], reports: TaskReport[], now: number): void {
+    this.o.store.tx(() => {
+      const ci = this.o.ecs.containerInstances.get(scope, id)!;
+      ci.attributes = attributes;
+      ci.agentConnected = true;
+      ci.agentLastSeenAt = now;
+      if (ci.ec2State === 'pending') ci.ec2State = 'running';
+      if (ci.status === 'REGISTERING') {
+        ci.status = 'ACTIVE';
+        ci.registeredAt = now;
+      }
+      ci.health = { overallStatus: 'OK', details: [{ type: 'CONTAINER_RUNTIME', status: 'OK', lastUpdated: now, lastStatusChange: ci.health.details[0]?.lastStatusChange ?? now }] };
+      this.o.ecs.containerInstances.save(scope, ci);
+      const known = new Set(reports.map((r) => r.taskArn));
+      for (const r of reports) this.o.ecs.tasks.applyReport(scope, id, r, now);
+      // A task the agent had accepted but no longer knows is lost.
+      for (const t of this.o.ecs.tasks.onInstance(scope, ci.cluster, id)) {
+        if (t.lastStatus === 'STOPPED' || known.has(t.taskArn) || statusRank(t.lastStatus) < statusRank('PENDING')) continue;
+        t.lastStatus = 'STOPPED';
+        t.desiredStatus = 'STOPPED';
+        t.stoppedReason ??= 'Task was lost: the instance agent no longer knows it.';
+        t.stopCode ??= 'TaskFailedToStart';
+        t.stoppedAt = now;
+        for (const c of t.containers) c.lastStatus = 'STOPPED';
+        this.o.ecs.tasks.save(scope, t);
+      }
+    });
+    this.o.events.changed();
+  }
+}
