@@ -5,6 +5,7 @@ import { SqliteStore } from '../store/store.js';
 import { Credentials } from '../identity/credentials.js';
 import { MasterKey } from '../identity/master-key.js';
 import { existsSync } from 'node:fs';
+import { LocalInstanceProvider } from '../providers/local/index.js';
 import { join } from 'node:path';
 
 const USAGE = `usage: berth <command>
@@ -13,6 +14,8 @@ commands:
   up      start Berth in the foreground (embedded SQLite store, local instances)
   env     print shell exports that point the aws CLI and SDKs at this Berth:
             eval "$(bin/berth env)"
+  down    stop Berth and terminate its instances (they outlive the control plane
+          otherwise), freeing every host resource they used
   help    show this text
 
 environment:
@@ -69,11 +72,34 @@ function env(): void {
   }
 }
 
+async function down(): Promise<void> {
+  const config = configFromEnv();
+  const info = readServerInfo(config.dataDir);
+  if (info) {
+    try {
+      process.kill(info.pid, 'SIGTERM');
+      for (let i = 0; i < 100; i++) { process.kill(info.pid, 0); await new Promise((r) => setTimeout(r, 100)); }
+    } catch { /* gone */ }
+  }
+  if (!existsSync(config.dataDir)) return;
+  const provider = new LocalInstanceProvider({ dataDir: config.dataDir, log: (l) => process.stderr.write(l + '\n') });
+  const problems = await provider.check();
+  if (problems.length) {
+    process.stdout.write(`Berth is down. (No instances to terminate: ${problems.join('; ')}.)\n`);
+    return;
+  }
+  await provider.prepare();
+  const instances = await provider.list();
+  await provider.releaseHost();
+  process.stdout.write(`Berth is down; ${instances.length} instance(s) terminated. State is kept in ${config.dataDir}.\n`);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command] = argv;
   switch (command) {
     case 'up': await up(); break;
     case 'env': env(); break;
+    case 'down': await down(); break;
     case undefined: case 'help': case '--help': case '-h': process.stdout.write(USAGE); break;
     default:
       process.stderr.write(`berth: unknown command '${command}'\n\n${USAGE}`);

@@ -33,6 +33,9 @@ export function requestedPrivilegedCapabilities(td: Json): string[] {
   return [...out].sort();
 }
 
+/** How long a launched instance's agent may take to register before the instance is replaced. */
+export const REGISTRATION_TIMEOUT_MS = 60_000;
+
 const LOOPBACK_REGISTRY = /^(localhost|127\.0\.0\.1|\[::1\]):(\d+)\//;
 
 export interface SchedulerOptions {
@@ -269,8 +272,20 @@ export class Scheduler {
 
   /** Instances deregistered by the user, or whose provider is going away, are terminated. */
   private terminateRetired(): void {
+    const now = this.o.clock.now();
     for (const { scope, ci } of this.o.ecs.containerInstances.all()) {
       if (ci.ec2State === 'terminated' || this.o.fleet.isTerminating(ci.id) || this.o.fleet.isLaunching(ci.id)) continue;
+      if (ci.status === 'REGISTERING' && now - ci.launchedAt > REGISTRATION_TIMEOUT_MS) {
+        // An agent that never registers (crash loop, no route to the gateway) gets its instance replaced.
+        this.o.store.tx(() => {
+          const cur = this.o.ecs.containerInstances.get(scope, ci.id)!;
+          cur.status = 'REGISTRATION_FAILED';
+          cur.statusReason = `The instance agent did not register within ${REGISTRATION_TIMEOUT_MS / 1000} s.`;
+          this.o.ecs.containerInstances.save(scope, cur);
+        });
+        this.o.log(`scheduler: ${ci.ec2InstanceId} did not register in time; replacing it`);
+        continue;
+      }
       const provider = this.o.ecs.capacityProviders.get(scope, ci.capacityProviderName);
       if (ci.status === 'INACTIVE' || ci.status === 'REGISTRATION_FAILED') {
         void this.o.fleet.terminate(scope, ci.id, ci.statusReason ?? 'deregistered');

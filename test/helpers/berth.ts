@@ -98,7 +98,12 @@ export interface TestBerth extends BerthProcess { cleanup(): Promise<void> }
 export async function startTestBerth(extraEnv: Record<string, string> = {}): Promise<TestBerth> {
   const root = mkdtempSync(join(tmpdir(), 'berth-test-'));
   const b = new BerthProcess(join(root, 'data'), extraEnv) as TestBerth;
-  b.cleanup = async () => { await b.kill('SIGTERM'); rmSync(root, { recursive: true, force: true }); };
+  b.cleanup = async () => {
+    await b.kill('SIGTERM');
+    // Instances outlive the control plane: terminate them and free the host slot.
+    spawnSync(process.execPath, [cli, 'down'], { env: b.env, encoding: 'utf8' });
+    rmSync(root, { recursive: true, force: true });
+  };
   await b.start();
   return b;
 }

@@ -85,6 +85,8 @@ export interface ContainerRuntimeOptions {
   pidsLimit?: number;
   /** Periodic exit-dir scan, a backstop for missed fs.watch events. */
   exitScanIntervalMs?: number;
+  /** Where conmon's sockets go when `<dataDir>/s` would be too long a unix socket path. */
+  socketsDir?: string;
 }
 
 export interface CreateOptions {
@@ -126,10 +128,10 @@ export class ContainerRuntime {
       // Relative paths resolve against runc's (conmon's) own cgroup: never what we want.
       throw new Error(`cgroupRoot must be absolute, e.g. /berth/<instanceId>; got ${opts.cgroupRoot}`);
     }
-    this.layout = new RuntimeLayout(opts.dataDir);
+    this.layout = new RuntimeLayout(opts.dataDir, opts.socketsDir);
     // conmon binds <sockets>/<id>/attach; ids are ≤ 42 chars and sun_path holds 107.
     if (this.layout.socketsDir.length + 1 + 42 + '/attach'.length > 107) {
-      throw new Error(`the data dir path is too long for conmon's attach socket (keep it under ~55 characters): ${opts.dataDir}`);
+      throw new Error(`the conmon socket dir is too long for a unix socket path (keep it under ~55 characters): ${this.layout.socketsDir}`);
     }
     this.cgroupMount = opts.cgroupMount ?? CGROUP_MOUNT;
     assertCgroupV1(this.cgroupMount);

@@ -4,14 +4,17 @@
 import { join } from 'node:path';
 
 export class RuntimeLayout {
-  constructor(readonly dataDir: string) {}
+  constructor(readonly dataDir: string, private readonly shortSocketsDir?: string) {}
 
   /** runc --root: runc's own container state. */
   get runcRoot(): string { return join(this.dataDir, 'runc'); }
   /** conmon --exit-dir: one file per exited container, named by its id, holding the exit code. */
   get exitsDir(): string { return join(this.dataDir, 'exits'); }
-  /** conmon --socket-dir-path: kept short for the unix socket path limit. */
-  get socketsDir(): string { return join(this.dataDir, 's'); }
+  /**
+   * conmon --socket-dir-path: kept short for the unix socket path limit; a deep data dir
+   * can name another (per-instance, e.g. on the instance's own /dev/shm) instead.
+   */
+  get socketsDir(): string { return this.shortSocketsDir ?? join(this.dataDir, 's'); }
   get containersDir(): string { return join(this.dataDir, 'containers'); }
   get tasksDir(): string { return join(this.dataDir, 'tasks'); }
 
