@@ -178,6 +178,8 @@ export class Agent {
         this.backoff = 50;
         const tasks: TaskReport[] = [...this.tasks.values()].map((t) => report(t.state, t.state.reported));
         this.send({ type: 'register', attributes: this.o.attributes(), resources: this.o.resources, tasks, agentPid: process.pid });
+        // Work that waited for the control plane (log flushes before clean-up) can go on.
+        for (const id of this.tasks.keys()) this.kick(id);
         break;
       }
       case 'desired': this.onDesired(msg.tasks, msg.registryForwards); break;
@@ -243,7 +245,9 @@ export class Agent {
       const t = this.tasks.get(taskId);
       if (!t) return;
       const steps = nextSteps(t.state);
-      if (steps.length === 0) { this.reportIfChanged(taskId); return; }
+      // Cleaning up deletes the containers' logs: only once the control plane has them all.
+      const waiting = steps.length > 0 && steps.every((s) => s.kind === 'cleanup') && !this.connected;
+      if (steps.length === 0 || waiting) { this.reportIfChanged(taskId); return; }
       await Promise.all(steps.map((s) => this.run(taskId, t.state, s)));
       this.persist(taskId);
       this.reportIfChanged(taskId);
@@ -296,10 +300,9 @@ export class Agent {
           s.times.executionStoppedAt ??= this.now();
           for (const c of Object.values(s.containers)) {
             if (!c.runtimeId || c.phase === 'removed') continue;
-            await this.flushLogs(taskId, c.name);
+            if (!(await this.flushLogs(taskId, c.name))) return;
             await this.o.driver.remove(c.runtimeId);
-            if (c.phase !== 'stopped') c.phase = 'removed';
-            else c.phase = 'removed';
+            c.phase = 'removed';
           }
           await this.o.driver.cleanupTask(taskId);
           s.cleanedUp = true;
@@ -373,15 +376,16 @@ export class Agent {
     return chunk.events.length;
   }
 
-  /** Before removing a container, send the rest of its output and wait briefly for the ack. */
-  private async flushLogs(taskId: string, name: string): Promise<void> {
+  /** Before removing a container, sends the rest of its output; true once all of it is acknowledged. */
+  private async flushLogs(taskId: string, name: string): Promise<boolean> {
     const t = this.tasks.get(taskId);
-    if (!t || !this.connected) return;
+    if (!t) return true;
+    if (!this.connected) return false;
     while ((await this.shipContainerLogs(taskId, t, name, true)) > 0) { /* drain */ }
-    const deadline = this.now() + 2_000;
-    while ([...this.pendingLogs.values()].some((p) => p.taskId === taskId && p.container === name) && this.now() < deadline && this.connected) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const unacked = () => [...this.pendingLogs.values()].some((p) => p.taskId === taskId && p.container === name);
+    const deadline = Date.now() + 5_000;
+    while (unacked() && Date.now() < deadline && this.connected) await new Promise((r) => setTimeout(r, 20));
+    return !unacked() && this.connected;
   }
 
   private async sendMetrics(): Promise<void> {

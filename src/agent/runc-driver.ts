@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import type { ContainerDriver, ContainerObservation, LogChunk, PulledImage } from './driver.js';
 import type { ContainerSpec, TaskSpec } from './protocol.js';
 import { ContainerRuntime, ImageStore, LOST_REASON, readLog, START, taskUsage, type ContainerState, type LogCursor } from './runtime/index.js';
-import { ContainerExistsError } from './runtime/errors.js';
+import { CannotPullContainerError, ContainerExistsError } from './runtime/errors.js';
+
+const PULL_ATTEMPTS = 5;
 
 const RESERVED_MEMORY_MIB = 256;
 
@@ -47,8 +49,19 @@ export async function createRuncDriver(o: { dataDir: string; log: (line: string)
   return {
     async pull(image: string, forwards: Record<string, string>): Promise<PulledImage> {
       images.setRegistryForwards(forwards);
-      const pulled = await images.pull(image);
-      return { image, digest: pulled.digest };
+      // Like the ECS agent, retry pulls that fail for transient reasons (a registry or its
+      // forwarder restarting) before giving up on the task.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const pulled = await images.pull(image);
+          return { image, digest: pulled.digest };
+        } catch (e) {
+          const transient = e instanceof CannotPullContainerError && (e.kind === 'unreachable' || e.kind === 'other');
+          if (!transient || attempt >= PULL_ATTEMPTS) throw e;
+          o.log(`agent: pulling ${image} failed (attempt ${attempt}), retrying: ${(e as Error).message}`);
+          await new Promise((r) => setTimeout(r, 500 * 2 ** (attempt - 1)));
+        }
+      }
     },
     async create(task: TaskSpec, container: ContainerSpec, image: PulledImage): Promise<string> {
       const id = ContainerRuntime.runtimeId(task.taskId, container.name);
