@@ -250,3 +250,49 @@ test('metrics show per-task cpu and memory', async () => {
   await ecs.send(new StopTaskCommand({ cluster, task: arn }));
   await waitForStatus(ecs, cluster, arn, 'STOPPED');
 });
+
+test('task semantics: entryPoint, command, environment, user, workingDirectory, dependsOn and overrides', async () => {
+  const r = await ecs.send(new RegisterTaskDefinitionCommand({
+    family: 'semantics', requiresCompatibilities: ['MANAGED_INSTANCES'], networkMode: 'host',
+    containerDefinitions: [
+      { name: 'init', image, memory: 32, essential: false, command: ['sh', '-c', 'echo init ran'], logConfiguration: log('semantics') },
+      {
+        name: 'main', image, memory: 32, entryPoint: ['sh', '-c'], command: ['echo overridden-not'], user: 'app', workingDirectory: '/tmp',
+        environment: [{ name: 'GREETING', value: 'hello' }], dependsOn: [{ containerName: 'init', condition: 'SUCCESS' }], logConfiguration: log('semantics'),
+      },
+    ],
+  }));
+  const run = await ecs.send(new RunTaskCommand({
+    cluster, taskDefinition: r.taskDefinition!.taskDefinitionArn!,
+    overrides: { containerOverrides: [{ name: 'main', command: ['echo "$GREETING $EXTRA as $(id -u):$(id -g) in $(pwd)"'], environment: [{ name: 'EXTRA', value: 'world' }] }] },
+  }));
+  const arn = run.tasks![0]!.taskArn!;
+  const t = await waitForStatus(ecs, cluster, arn, 'STOPPED');
+  assert.deepEqual(t.containers!.map((c) => [c.name, c.exitCode]).sort(), [['init', 0], ['main', 0]]);
+  const init = await waitForLogs(berth, '/e2e', `semantics/init/${taskId(arn)}`, (m) => m.length > 0);
+  assert.deepEqual(init, ['init ran']);
+  const main = await waitForLogs(berth, '/e2e', `semantics/main/${taskId(arn)}`, (m) => m.length > 0);
+  assert.deepEqual(main, ['hello world as 1000:1000 in /tmp']);
+  assert.deepEqual(t.overrides!.containerOverrides![0]!.environment, [{ name: 'EXTRA', value: 'world' }]);
+});
+
+test('StartTask pins a task to an instance; deregistering the instance terminates it and stops its tasks', async () => {
+  const [ciArn] = (await ecs.send(new ListContainerInstancesCommand({ cluster }))).containerInstanceArns!;
+  const td = await register('pinned', { stopTimeout: 1, command: ['sh', '-c', 'exec sleep 3600'] });
+  const started = berth.aws(['ecs', 'start-task', '--cluster', cluster, '--task-definition', td, '--container-instances', ciArn!]);
+  assert.equal(started.status, 0, started.stderr);
+  const arn: string = started.json.tasks[0].taskArn;
+  const t = await waitForStatus(ecs, cluster, arn, 'RUNNING');
+  assert.equal(t.containerInstanceArn, ciArn);
+  const refused = berth.aws(['ecs', 'deregister-container-instance', '--cluster', cluster, '--container-instance', ciArn!]);
+  assert.notEqual(refused.status, 0);
+  assert.match(refused.stderr, /ClientException.*has 1 tasks/);
+  const d = berth.aws(['ecs', 'deregister-container-instance', '--cluster', cluster, '--container-instance', ciArn!, '--force']);
+  assert.equal(d.status, 0, d.stderr);
+  assert.equal(d.json.containerInstance.status, 'INACTIVE');
+  const s = await waitForStatus(ecs, cluster, arn, 'STOPPED', 15_000);
+  assert.match(s.stoppedReason!, /^Host EC2 \(instance i-[0-9a-f]+\) terminated\.$/);
+  const id = (await ecs.send(new DescribeContainerInstancesCommand({ cluster, containerInstances: [ciArn!] }))).containerInstances![0]!.ec2InstanceId!;
+  await waitFor('instance netns gone', async () => !execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).includes(`berth-${id}`), 10_000);
+  assert.deepEqual((await ecs.send(new ListContainerInstancesCommand({ cluster }))).containerInstanceArns, []);
+});
