@@ -17,7 +17,7 @@ flock 9
 # The instance agent's container runtime drives these Debian packages. As root, `up` and
 # `test` install the missing ones (apt-get update only when something is missing); otherwise
 # this costs a few dpkg-query calls (milliseconds).
-if [ "$(id -u)" = 0 ] && { [ "${1:-}" = up ] || [ "${1:-}" = test ]; } && command -v dpkg-query >/dev/null 2>&1; then
+if [ "$(id -u)" = 0 ] && { [ "${1:-}" = up ] || [ "${1:-}" = test ] || [ "${1:-}" = registry ]; } && command -v dpkg-query >/dev/null 2>&1; then
   runtime_pkgs="runc conmon skopeo umoci docker-registry busybox-static golang-github-containers-common tini iproute2"
   missing=""
   for p in $runtime_pkgs; do

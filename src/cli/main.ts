@@ -6,6 +6,7 @@ import { Credentials } from '../identity/credentials.js';
 import { MasterKey } from '../identity/master-key.js';
 import { existsSync } from 'node:fs';
 import { LocalInstanceProvider } from '../providers/local/index.js';
+import { registryDown, registryUp } from './registry.js';
 import { join } from 'node:path';
 
 const USAGE = `usage: berth <command>
@@ -16,6 +17,9 @@ commands:
             eval "$(bin/berth env)"
   down    stop Berth and terminate its instances (they outlive the control plane
           otherwise), freeing every host resource they used
+  registry up|down
+          start (or stop) a local OCI registry on 127.0.0.1:5000 holding busybox:latest,
+          built from this machine's busybox, for a first task without any other registry
   help    show this text
 
 environment:
@@ -23,6 +27,7 @@ environment:
   BERTH_HOST       address to listen on (default 127.0.0.1)
   BERTH_DATA_DIR   where state is kept (default ./.berth)
   BERTH_REGION     region printed by 'berth env' (default us-east-1)
+  BERTH_REGISTRY_PORT  port of 'berth registry' (default 5000)
   BERTH_MASTER_KEY / BERTH_MASTER_KEY_FILE
                    the key sealing secrets at rest (default file ~/.config/berth/master.key)
 `;
@@ -100,6 +105,13 @@ async function main(argv: string[]): Promise<void> {
     case 'up': await up(); break;
     case 'env': env(); break;
     case 'down': await down(); break;
+    case 'registry': {
+      const c = { dataDir: configFromEnv().dataDir, port: Number(process.env.BERTH_REGISTRY_PORT ?? 5000) };
+      if (argv[1] === 'up') await registryUp(c);
+      else if (argv[1] === 'down') registryDown(c);
+      else { process.stderr.write('usage: berth registry up|down\n'); process.exit(2); }
+      break;
+    }
     case undefined: case 'help': case '--help': case '-h': process.stdout.write(USAGE); break;
     default:
       process.stderr.write(`berth: unknown command '${command}'\n\n${USAGE}`);
