@@ -7,6 +7,8 @@ export interface BerthConfig {
   dataDir: string;
   /** The region `berth env` points clients at. */
   region: string;
+  /** How long an instance agent may be disconnected before its tasks are replaced elsewhere. */
+  heartbeatTimeoutSeconds: number;
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BerthConfig {
@@ -17,5 +19,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BerthConfig
     port,
     dataDir: resolve(env.BERTH_DATA_DIR ?? '.berth'),
     region: env.BERTH_REGION ?? 'us-east-1',
+    heartbeatTimeoutSeconds: positive(env.BERTH_HEARTBEAT_TIMEOUT, 20, 'BERTH_HEARTBEAT_TIMEOUT'),
   };
+}
+
+function positive(text: string | undefined, dflt: number, name: string): number {
+  if (text === undefined) return dflt;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number of seconds; got '${text}'`);
+  return n;
 }

@@ -8,6 +8,7 @@ import type { Clock } from './domain/clock.js';
 import type { Ecs } from './ecs/index.js';
 import { Fleet } from './controllers/fleet.js';
 import { Scheduler } from './controllers/scheduler.js';
+import { ServiceController } from './controllers/services.js';
 import { Gateway } from './gateway/gateway.js';
 import type { Logs } from './logs/index.js';
 import type { InstanceProvider } from './providers/provider.js';
@@ -27,6 +28,8 @@ export interface ControlPlaneOptions {
   log: (line: string) => void;
   /** For tests: another provider, or none. */
   provider?: InstanceProvider | null;
+  /** How long an agent may be disconnected before its instance's tasks count as lost. */
+  heartbeatTimeoutMs: number;
 }
 
 /** Whether this host's kernel runs in FIPS mode. */
@@ -111,10 +114,14 @@ export class ControlPlane {
     writeFileSync(portFile, JSON.stringify({ host: gatewayHost, port: address.port }) + '\n');
     this.controlPlaneUrl = `ws://${gatewayHost}:${address.port}/agent`;
 
+    const services = new ServiceController({ store, ecs, clock, log, heartbeatTimeoutMs: this.o.heartbeatTimeoutMs });
     this.scheduler = new Scheduler({
       store, ecs, fleet: this.fleet, gateway: this.gateway, provider: this.provider,
       providerProblems: () => this.providerProblems, hostFips: hostFipsEnabled(), clock, log,
+      beforePass: () => { services.reconcile(); },
+      heartbeatTimeoutMs: this.o.heartbeatTimeoutMs,
     });
+    ecs.services.onChange = () => this.scheduler.wake();
     ecs.tasks.onChange = () => this.scheduler.wake();
     ecs.containerInstances.onChange = () => this.scheduler.wake();
     ecs.containerInstances.onDeregistered = () => this.scheduler.wake();

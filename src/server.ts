@@ -59,6 +59,7 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   });
   const controlPlane = new ControlPlane({
     dataDir: config.dataDir, store, ecs, logs, taskMetrics: new TaskMetrics(metrics.registry), clock, log,
+    heartbeatTimeoutMs: config.heartbeatTimeoutSeconds * 1000,
     ...(opts.provider !== undefined ? { provider: opts.provider } : {}),
   });
   await controlPlane.start();

@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import type { ContainerDriver } from './driver.js';
 import type { AgentMessage, Attribute, ControlMessage, TaskReport, TaskSpec, TaskStatus } from './protocol.js';
 import { currentStatus, initialState, nextSteps, report, type Step, type TaskState } from './task-engine.js';
+import { HealthChecker } from './health.js';
 
 export interface AgentOptions {
   instanceId: string;
@@ -48,6 +49,7 @@ export class Agent {
   private readonly pendingLogs = new Map<number, { taskId: string; container: string; cursor: string }>();
   private readonly sentCursors = new Map<string, string>();
   private timers: NodeJS.Timeout[] = [];
+  private readonly checkers = new Map<string, HealthChecker>();
   private readonly now: () => number;
 
   constructor(private readonly o: AgentOptions) {
@@ -62,10 +64,14 @@ export class Agent {
     this.connect();
     this.timers.push(setInterval(() => void this.shipLogs(), LOG_POLL_MS));
     this.timers.push(setInterval(() => void this.sendMetrics(), METRICS_MS));
-    for (const id of this.tasks.keys()) this.kick(id);
+    for (const [id, t] of this.tasks) {
+      for (const c of Object.values(t.state.containers)) if (c.phase === 'running') this.watchHealth(id, c.name);
+      this.kick(id);
+    }
   }
 
   async stop(): Promise<void> {
+    for (const c of this.checkers.values()) c.stop();
     this.closing = true;
     for (const t of this.timers) clearInterval(t);
     this.ws?.close();
@@ -282,6 +288,7 @@ export class Agent {
           const c = s.containers[step.container]!;
           await this.o.driver.start(c.runtimeId!);
           if (c.phase === 'created') c.phase = 'running';
+          this.watchHealth(taskId, step.container);
           if (spec.containers.filter((x) => x.essential).every((x) => s.containers[x.name]!.phase === 'running')) s.times.startedAt ??= this.now();
           break;
         }
@@ -327,7 +334,27 @@ export class Agent {
     }
   }
 
+  /** Starts a running container's health checks, if its definition has any. */
+  private watchHealth(taskId: string, name: string): void {
+    const t = this.tasks.get(taskId);
+    const spec = t?.state.spec.containers.find((c) => c.name === name);
+    const c = t?.state.containers[name];
+    if (!t || !spec?.healthCheck || !c?.runtimeId || this.checkers.has(c.runtimeId)) return;
+    const runtimeId = c.runtimeId;
+    const checker = new HealthChecker(spec.healthCheck, (argv, ms) => this.o.driver.exec(runtimeId, argv, ms), this.now(), (h) => {
+      const cur = this.tasks.get(taskId)?.state.containers[name];
+      if (!cur || cur.phase !== 'running') return;
+      cur.health = h;
+      this.persist(taskId);
+      this.kick(taskId);
+    }, this.now);
+    this.checkers.set(runtimeId, checker);
+    checker.start();
+  }
+
   private async onExit(runtimeId: string): Promise<void> {
+    this.checkers.get(runtimeId)?.stop();
+    this.checkers.delete(runtimeId);
     const taskId = this.byRuntimeId.get(runtimeId);
     const t = taskId ? this.tasks.get(taskId) : undefined;
     if (!t || !taskId) return;

@@ -41,6 +41,8 @@ export interface ContainerDriver {
   taskStats(taskId: string): Promise<{ cpuSeconds: number; memoryBytes: number } | undefined>;
   /** Cleans task-level resources (task cgroup, volumes) once all its containers are removed. */
   cleanupTask(taskId: string): Promise<void>;
+  /** Runs a command in a running container without a terminal (health checks). */
+  exec(runtimeId: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }>;
   /** CPU units and MiB this instance offers, measured from its cgroup. */
   resources(): { cpu: number; memory: number };
 }

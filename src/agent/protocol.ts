@@ -90,6 +90,8 @@ export interface ContainerReport {
 export interface TaskReport {
   taskArn: string;
   lastStatus: TaskStatus;
+  /** From the essential containers' health checks: UNHEALTHY if any is, HEALTHY if all checked ones are. */
+  healthStatus?: 'HEALTHY' | 'UNHEALTHY' | 'UNKNOWN';
   containers: ContainerReport[];
   stoppedReason?: string;
   stopCode?: string;

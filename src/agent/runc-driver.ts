@@ -104,6 +104,9 @@ export async function createRuncDriver(o: { dataDir: string; log: (line: string)
         offset: from.offset,
       };
     },
+    exec(id: string, argv: string[], timeoutMs: number) {
+      return runtime.exec(id, argv, timeoutMs);
+    },
     async taskStats(taskId: string) {
       return taskUsage(runtime.taskCgroupPath(taskId));
     },

@@ -136,10 +136,14 @@ export function report(s: TaskState, status: TaskStatus): TaskReport {
       } : {}),
     };
   });
+  const checked = s.spec.containers.filter((c) => c.essential && c.healthCheck && c.healthCheck.command[0] !== 'NONE');
+  const healthStatus = checked.some((c) => s.containers[c.name]!.health === 'UNHEALTHY') ? 'UNHEALTHY'
+    : checked.length > 0 && checked.every((c) => s.containers[c.name]!.health === 'HEALTHY') ? 'HEALTHY' : 'UNKNOWN';
   const stop = s.stopping ?? (s.spec.desiredStatus === 'STOPPED' ? { reason: s.spec.stopReason ?? 'Task stopped', code: s.spec.stopCode ?? 'UserInitiated' } : undefined);
   return {
     taskArn: s.spec.taskArn,
     lastStatus: status,
+    healthStatus,
     containers,
     ...(stop ? { stoppedReason: stop.reason, stopCode: stop.code } : {}),
     ...s.times,

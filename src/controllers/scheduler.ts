@@ -50,6 +50,10 @@ export interface SchedulerOptions {
   clock: Clock;
   log: (line: string) => void;
   hostArch?: Architecture;
+  /** Runs at the start of every pass (the service controller). */
+  beforePass?: () => void;
+  /** How long an agent may be disconnected before its instance is checked for being gone. */
+  heartbeatTimeoutMs: number;
 }
 
 export class Scheduler {
@@ -97,6 +101,7 @@ export class Scheduler {
   }
 
   private async pass(): Promise<void> {
+    this.o.beforePass?.();
     const byCluster = new Map<string, { scope: string; cluster: string; tasks: TaskRecord[] }>();
     for (const { scope, task } of this.o.ecs.tasks.all()) {
       if (task.lastStatus === 'STOPPED') continue;
@@ -107,6 +112,7 @@ export class Scheduler {
     }
     for (const { scope, cluster, tasks } of byCluster.values()) this.placeCluster(scope, cluster, tasks);
     this.terminateRetired();
+    await this.terminateDead();
     await this.pushDesired();
   }
 
@@ -300,6 +306,18 @@ export class Scheduler {
         const cur = this.o.ecs.capacityProviders.get(scope, p.name)!;
         if (this.o.ecs.capacityProviders.finishDeletionIfEmpty(scope, cur)) this.o.ecs.capacityProviders.save(scope, cur);
       });
+    }
+  }
+
+  /** Instances whose agent is gone past the heartbeat timeout and whose host is gone too are terminated. */
+  private async terminateDead(): Promise<void> {
+    if (!this.o.provider) return;
+    const now = this.o.clock.now();
+    for (const { scope, ci } of this.o.ecs.containerInstances.all()) {
+      if (ci.ec2State !== 'running' || ci.agentConnected || this.o.fleet.isTerminating(ci.id)) continue;
+      if (now - (ci.agentLastSeenAt ?? ci.launchedAt) < this.o.heartbeatTimeoutMs) continue;
+      if (await this.o.provider.isAlive(ci.ec2InstanceId).catch(() => true)) continue;
+      void this.o.fleet.terminate(scope, ci.id, `Instance ${ci.ec2InstanceId} stopped unexpectedly.`);
     }
   }
 

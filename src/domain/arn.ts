@@ -56,3 +56,9 @@ export function scopeKey(s: Scope): string {
 export function regionalArn(scope: Scope, service: string, resource: string): string {
   return formatArn({ partition: scope.partition, service, region: scope.region, account: scope.account, resource });
 }
+
+/** The Scope of a `account/region` store key. */
+export function scopeFromKey(key: string): Scope {
+  const [account, region] = key.split('/') as [string, string];
+  return { account, region, partition: partitionOf(region) };
+}

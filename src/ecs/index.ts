@@ -9,6 +9,7 @@ import { ContainerInstances } from './container-instances.js';
 import { Tags } from './tags.js';
 import { TaskDefinitions } from './task-definitions.js';
 import { Tasks } from './tasks.js';
+import { Services, type DeploymentRecord, type ServiceRecord } from './services.js';
 
 export class Ecs {
   readonly settings: AccountSettings;
@@ -17,6 +18,7 @@ export class Ecs {
   readonly taskDefinitions: TaskDefinitions;
   readonly containerInstances: ContainerInstances;
   readonly tasks: Tasks;
+  readonly services: Services;
   readonly tags = new Tags();
 
   constructor(readonly store: Store) {
@@ -26,6 +28,7 @@ export class Ecs {
     this.taskDefinitions = new TaskDefinitions(store);
     this.containerInstances = new ContainerInstances(store, this.clusters);
     this.tasks = new Tasks(store, this.clusters, this.taskDefinitions, this.capacityProviders, this.containerInstances);
+    this.services = new Services(store, this.clusters, this.taskDefinitions, this.capacityProviders);
     this.capacityProviders.instanceCount = (scope, provider) => this.containerInstances.all()
       .filter(({ scope: s, ci }) => s === scope && ci.capacityProviderName === provider && ci.ec2State !== 'terminated').length;
     this.clusters.stats = (scope, cluster) => {
@@ -35,7 +38,7 @@ export class Ecs {
         registeredContainerInstancesCount: instances.filter((ci) => ci.status === 'ACTIVE' || ci.status === 'DRAINING').length,
         runningTasksCount: tasks.filter((t) => t.lastStatus === 'RUNNING').length,
         pendingTasksCount: tasks.filter((t) => t.lastStatus !== 'RUNNING').length,
-        activeServicesCount: 0,
+        activeServicesCount: this.services.ofCluster(scope, cluster).filter((sv) => sv.status === 'ACTIVE').length,
       };
     };
 
@@ -51,6 +54,10 @@ export class Ecs {
     this.tags.register('task', {
       getTags: (scope, id) => this.tasks.get(scope, id.slice(id.lastIndexOf('/') + 1))?.tags,
       setTags: (scope, id, tags) => { const t = this.tasks.get(scope, id.slice(id.lastIndexOf('/') + 1))!; t.tags = tags; this.tasks.save(scope, t); },
+    });
+    this.tags.register('service', {
+      getTags: (scope, id) => { const [c, n] = id.split('/'); const sv = c && n ? this.services.get(scope, c, n) : undefined; return sv && sv.status !== 'INACTIVE' ? sv.tags : undefined; },
+      setTags: (scope, id, tags) => { const [c, n] = id.split('/'); const sv = this.services.get(scope, c!, n!)!; sv.tags = tags; this.services.save(scope, sv); },
     });
     this.tags.register('container-instance', {
       getTags: (scope, id) => { const ci = this.containerInstances.get(scope, id.slice(id.lastIndexOf('/') + 1)); return ci && this.containerInstances.isLive(ci) ? ci.tags : undefined; },
@@ -73,7 +80,14 @@ export class Ecs {
   handlers(): Record<string, Handler> {
     const tx = <R>(fn: () => R) => this.store.tx(fn);
     const c = this.clusters, p = this.capacityProviders, t = this.taskDefinitions, s = this.settings;
-    const ci = this.containerInstances, tk = this.tasks;
+    const ci = this.containerInstances, tk = this.tasks, sv = this.services;
+    const counts = (scope: string, service: ServiceRecord) => {
+      const tasks = tk.ofCluster(scope, service.cluster).filter((x) => x.serviceName === service.serviceName && x.lastStatus !== 'STOPPED' && x.desiredStatus === 'RUNNING');
+      return (d: DeploymentRecord) => ({
+        running: tasks.filter((x) => x.deploymentId === d.id && x.lastStatus === 'RUNNING').length,
+        pending: tasks.filter((x) => x.deploymentId === d.id && x.lastStatus !== 'RUNNING').length,
+      });
+    };
     return {
       CreateCluster: (ctx, i) => c.create(ctx, i),
       DescribeClusters: (ctx, i) => c.describe(ctx, i),
@@ -101,6 +115,13 @@ export class Ecs {
       StopTask: (ctx, i) => tk.stop(ctx, i),
       DescribeTasks: (ctx, i) => tk.describe(ctx, i),
       ListTasks: (ctx, i) => tk.list(ctx, i),
+      CreateService: (ctx, i) => sv.create(ctx, i),
+      UpdateService: (ctx, i) => sv.update(ctx, i, counts),
+      DeleteService: (ctx, i) => sv.delete(ctx, i, counts),
+      DescribeServices: (ctx, i) => sv.describe(ctx, i, counts),
+      ListServices: (ctx, i) => sv.list(ctx, i),
+      ListServiceDeployments: (ctx, i) => sv.listDeployments(ctx, i),
+      DescribeServiceDeployments: (ctx, i) => sv.describeDeployments(ctx, i),
       TagResource: (ctx, i) => this.tags.tag(ctx, i, tx),
       UntagResource: (ctx, i) => this.tags.untag(ctx, i, tx),
       ListTagsForResource: (ctx, i) => this.tags.list(ctx, i),

@@ -60,6 +60,12 @@ export class TaskDefinitions {
     this.store.put(KIND, scope, idOf(r.family, r.revision), r, r.family);
   }
 
+  /** The revision an ARN names, in `scope`. */
+  byArn(scope: string, arn: string): TaskDefinitionRecord | undefined {
+    const m = /:task-definition\/([a-zA-Z0-9_-]{1,255}):(\d+)$/.exec(arn);
+    return m ? this.get(scope, m[1]!, Number(m[2])) : undefined;
+  }
+
   /** family | family:revision | ARN → the record (latest ACTIVE revision for a bare family). */
   resolve(ctx: RequestContext, ref: string): TaskDefinitionRecord | undefined {
     const text = resolveRef(ctx, ref, 'task-definition', 'taskDefinition');

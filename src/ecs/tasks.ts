@@ -2,6 +2,7 @@
 // scheduler places and the agents report on. Statuses only move forward.
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { RequestContext } from '../api/context.js';
+import { scopeFromKey, type Scope } from '../domain/arn.js';
 import { clientException, invalidParameter } from '../api/errors.js';
 import { laterStatus, statusRank, type TaskReport, type TaskStatus } from '../agent/protocol.js';
 import type { Store } from '../store/store.js';
@@ -84,6 +85,14 @@ export interface TaskRecord {
   version: number;
   /** Placement failure reasons while the task waits for capacity. */
   waitingReason?: string;
+  healthStatus?: 'HEALTHY' | 'UNHEALTHY' | 'UNKNOWN';
+  /** The service and deployment that started the task, if any. */
+  serviceName?: string;
+  deploymentId?: string;
+  /** The service controller has counted this task's stop. */
+  accounted?: boolean;
+  placementConstraints?: Json[];
+  placementStrategy?: Json[];
 }
 
 const KIND = 'task';
@@ -213,7 +222,7 @@ export class Tasks {
       desiredStatus: t.desiredStatus,
       enableExecuteCommand: t.enableExecuteCommand,
       group: t.group,
-      healthStatus: 'UNKNOWN',
+      healthStatus: t.healthStatus ?? 'UNKNOWN',
       lastStatus: t.lastStatus,
       launchType: 'MANAGED_INSTANCES',
       overrides: { containerOverrides: [], inferenceAcceleratorOverrides: [], ...t.overrides },
@@ -251,7 +260,7 @@ export class Tasks {
     return (base ?? items.find((i) => i.weight > 0) ?? items[0]!).capacityProvider;
   }
 
-  private newTask(ctx: RequestContext, input: Json, clusterName: string, td: TaskDefinitionRecord, provider: string): TaskRecord {
+  private newTask(ctx: { scope: Scope; clock: { now(): number } }, input: Json, clusterName: string, td: TaskDefinitionRecord, provider: string): TaskRecord {
     const id = newTaskId();
     const overrides: Json = input.overrides ?? {};
     const ov = new Map<string, Json>((overrides.containerOverrides ?? []).map((o: Json) => [o.name, o] as const));
@@ -288,8 +297,32 @@ export class Tasks {
       reservation: taskReservation(td, overrides),
       networkMode: td.body.networkMode,
       ...(input.networkConfiguration?.awsvpcConfiguration?.subnets ? { subnets: input.networkConfiguration.awsvpcConfiguration.subnets } : {}),
+      ...(input.placementConstraints?.length ? { placementConstraints: input.placementConstraints } : {}),
+      ...(input.placementStrategy?.length ? { placementStrategy: input.placementStrategy } : {}),
       version: 0,
     };
+  }
+
+  /** Tasks a service deployment starts (the service controller's launches). */
+  createForService(scope: string, now: number, s: { serviceName: string; cluster: string; placementConstraints: Json[]; placementStrategy: Json[]; propagateTags: string; tags: Tag[] },
+    d: { id: string; taskDefinition: string; enableExecuteCommand: boolean; networkConfiguration?: Json }, provider: string, count: number): TaskRecord[] {
+    const td = this.taskDefinitions.byArn(scope, d.taskDefinition);
+    if (!td) return [];
+    const out: TaskRecord[] = [];
+    for (let i = 0; i < count; i++) {
+      const t = this.newTask({ scope: scopeFromKey(scope), clock: { now: () => now } }, {
+        group: `service:${s.serviceName}`, startedBy: d.id, enableExecuteCommand: d.enableExecuteCommand,
+        propagateTags: s.propagateTags === 'TASK_DEFINITION' ? 'TASK_DEFINITION' : 'NONE',
+        tags: s.propagateTags === 'SERVICE' ? s.tags : [],
+        placementConstraints: s.placementConstraints, placementStrategy: s.placementStrategy,
+        ...(d.networkConfiguration ? { networkConfiguration: d.networkConfiguration } : {}),
+      }, s.cluster, td, provider);
+      t.serviceName = s.serviceName;
+      t.deploymentId = d.id;
+      this.save(scope, t);
+      out.push(t);
+    }
+    return out;
   }
 
   private checkCommon(ctx: RequestContext, input: Json): TaskDefinitionRecord {
@@ -471,8 +504,9 @@ export class Tasks {
     const id = r.taskArn.slice(r.taskArn.lastIndexOf('/') + 1);
     const t = this.get(scope, id);
     if (!t || t.containerInstanceId !== instanceId) return undefined;
-    const before = JSON.stringify([t.lastStatus, t.containers, t.stoppedReason]);
+    const before = JSON.stringify([t.lastStatus, t.containers, t.stoppedReason, t.healthStatus]);
     t.lastStatus = laterStatus(t.lastStatus, r.lastStatus);
+    if (r.healthStatus) t.healthStatus = r.healthStatus;
     for (const c of r.containers) {
       const rec = t.containers.find((x) => x.name === c.name);
       if (!rec) continue;
@@ -499,7 +533,7 @@ export class Tasks {
       for (const c of t.containers) if (c.lastStatus !== 'STOPPED') c.lastStatus = 'STOPPED';
     }
     t.connectivityAt ??= now;
-    if (JSON.stringify([t.lastStatus, t.containers, t.stoppedReason]) !== before) this.save(scope, t);
+    if (JSON.stringify([t.lastStatus, t.containers, t.stoppedReason, t.healthStatus]) !== before) this.save(scope, t);
     return t;
   }
 

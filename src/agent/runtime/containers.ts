@@ -456,6 +456,11 @@ export class ContainerRuntime {
    * Resolves with the stopped state once the container's exit is recorded, or undefined after
    * `timeoutMs` (on the runtime's clock unless `realTime`).
    */
+  /** Runs a command inside a running container (health checks); exit code -1 on timeout. */
+  exec(id: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+    return this.runc.execIn(id, argv, timeoutMs);
+  }
+
   waitForExit(id: string, timeoutMs?: number, realTime = false): Promise<ContainerState | undefined> {
     const meta = this.meta(id);
     const exit = readJson<ExitRecord>(this.layout.file(id, 'exit.json'));

@@ -1,4 +1,5 @@
 // The runc CLI, always with `--root` in the instance's data dir (never the host's /run/runc).
+import { execFile } from 'node:child_process';
 import { CommandError, run } from './exec.js';
 
 export interface RuncState { id: string; status: 'creating' | 'created' | 'running' | 'paused' | 'stopped'; pid: number; bundle: string }
@@ -33,6 +34,23 @@ export class Runc {
       if (e instanceof CommandError && /not running|does not exist|process already finished|container not running/i.test(e.stderr)) return false;
       throw e;
     }
+  }
+
+  /**
+   * Runs a command in a running container (no terminal), returning its exit code and output.
+   * A timeout kills the exec'd process and counts as a failure (exit code -1).
+   */
+  execIn(id: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+    return new Promise((resolve) => {
+      const child = execFile(this.bin, ['--root', this.root, 'exec', id, ...argv], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024, encoding: 'utf8' },
+        (err, stdout, stderr) => {
+          const output = (stdout + stderr).slice(-4096);
+          if (!err) { resolve({ exitCode: 0, output }); return; }
+          const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };
+          resolve({ exitCode: typeof e.code === 'number' && !e.killed ? e.code : -1, output });
+        });
+      child.stdin?.end();
+    });
   }
 
   /** Deletes the container's runc state and leaf cgroups; `force` kills it first if running. */
