@@ -99,7 +99,11 @@ export class ControlPlane {
     this.gateway = new Gateway({
       authenticate: (hello) => this.fleet.authenticate(hello),
       onConnect: (id) => { this.fleet.onConnect(id); this.scheduler.resend(id); },
-      onDisconnect: (id) => this.fleet.onDisconnect(id),
+      onDisconnect: (id) => {
+        this.fleet.onDisconnect(id);
+        // Look again right when the agent's absence turns into a lost instance.
+        clock.after(this.o.heartbeatTimeoutMs + 20, () => this.scheduler.wake());
+      },
       onMessage: (id, msg) => this.fleet.onMessage(id, msg),
     }, log);
     // Agents must find the gateway again after a restart: keep its port.
