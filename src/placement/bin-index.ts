@@ -21,6 +21,8 @@ export class BinIndex<R extends Binnable> {
   private readonly q: number;
   private readonly buckets: R[][];
   private readonly tree: Float64Array;
+  /** Per leaf: how many of its instances have the leaf's largest other-resource amount. */
+  private readonly maxCount: Int32Array;
   size = 0;
 
   /**
@@ -35,6 +37,7 @@ export class BinIndex<R extends Binnable> {
     this.leaves = l;
     this.buckets = Array.from({ length: l }, () => []);
     this.tree = new Float64Array(2 * l).fill(-Infinity);
+    this.maxCount = new Int32Array(l);
   }
 
   private p(r: R): number { return this.primary === 0 ? r.cpuFree : r.memFree; }
@@ -75,7 +78,8 @@ export class BinIndex<R extends Binnable> {
     this.size++;
     const node = leaf + this.leaves;
     const s = this.s(r);
-    if (s > this.tree[node]!) { this.tree[node] = s; this.fix(leaf); }
+    if (s > this.tree[node]!) { this.tree[node] = s; this.maxCount[leaf] = 1; this.fix(leaf); }
+    else if (s === this.tree[node]) this.maxCount[leaf]!++;
   }
 
   /** Removes r; its free amounts must be the ones it was inserted with. */
@@ -92,10 +96,12 @@ export class BinIndex<R extends Binnable> {
     b.splice(lo, 1);
     this.size--;
     const node = leaf + this.leaves;
-    if (this.s(r) >= this.tree[node]!) {
+    if (this.s(r) === this.tree[node] && --this.maxCount[leaf]! === 0) {
       let m = -Infinity;
-      for (const x of b) { const v = this.s(x); if (v > m) m = v; }
+      let n = 0;
+      for (const x of b) { const v = this.s(x); if (v > m) { m = v; n = 1; } else if (v === m) n++; }
       this.tree[node] = m;
+      this.maxCount[leaf] = n;
       this.fix(leaf);
     }
   }
@@ -118,10 +124,10 @@ export class BinIndex<R extends Binnable> {
   }
 
   /**
-   * The first instance in placement order with primary ≥ c, other ≥ m and accept(r) true.
+   * The first instance in placement order with primary ≥ c, other ≥ m and accept(ctx, r) true.
    * `cpu`/`mem` are the task's needs; accept runs the full filters on each candidate.
    */
-  first(cpu: number, mem: number, accept: (r: R) => boolean): R | undefined {
+  first<C>(cpu: number, mem: number, ctx: C, accept: (ctx: C, r: R) => boolean): R | undefined {
     const c = this.primary === 0 ? cpu : mem;
     const m = this.primary === 0 ? mem : cpu;
     let leaf = this.leafOf(c);
@@ -138,7 +144,7 @@ export class BinIndex<R extends Binnable> {
       for (let i = lo; i < b.length; i++) {
         const r = b[i]!;
         if (this.s(r) < m) continue;
-        if (accept(r)) return r;
+        if (accept(ctx, r)) return r;
       }
       leaf++;
     }

@@ -16,26 +16,38 @@
 // (ACTIVE, agent connected, not a busy single-task instance) are indexed.
 import { BinIndex } from './bin-index.js';
 import { feasible, prepareTask, type PreparedTask } from './filters.js';
+import type { CompiledQuery } from './query.js';
 import { referenceChoose, type Choice } from './reference.js';
 import { ClusterState, type StateRecord } from './state.js';
 import type { InstanceSnapshot, PlacementDecision, TaskRequest } from './types.js';
 
+type Indexes = (BinIndex<StateRecord> | undefined)[];
+
 class Pool {
   readonly members = new Set<StateRecord>();
   /** [cpu, cpu+mem tie, memory, memory+cpu tie], built on first use. */
-  private readonly indexes: (BinIndex<StateRecord> | undefined)[] = [undefined, undefined, undefined, undefined];
+  private readonly indexes: Indexes = [undefined, undefined, undefined, undefined];
+  /** The same, over only the members a static memberOf query matches (queries[i] → sets[i]). */
+  private readonly queries: CompiledQuery[] = [];
+  private readonly sets: Indexes[] = [];
   maxCpu = 0;
   maxMem = 0;
 
   constructor(readonly provider: string, readonly az: string) {}
 
-  index(primary: 0 | 1, tieOther: boolean): BinIndex<StateRecord> {
+  index(primary: 0 | 1, tieOther: boolean, q: CompiledQuery | undefined): BinIndex<StateRecord> {
     const k = primary * 2 + (tieOther ? 1 : 0);
-    let ix = this.indexes[k];
+    let set = this.indexes;
+    if (q) {
+      let i = this.queries.indexOf(q);
+      if (i < 0) { i = this.queries.length; this.queries.push(q); this.sets.push([undefined, undefined, undefined, undefined]); }
+      set = this.sets[i]!;
+    }
+    let ix = set[k];
     if (!ix) {
       ix = new BinIndex<StateRecord>(primary, tieOther, primary === 0 ? this.maxCpu : this.maxMem);
-      for (const r of this.members) ix.insert(r);
-      this.indexes[k] = ix;
+      for (const r of this.members) if (!q || matches(r, q)) ix.insert(r);
+      set[k] = ix;
     }
     return ix;
   }
@@ -45,15 +57,50 @@ class Pool {
     r.pool = this;
     if (r.registeredCpu > this.maxCpu) this.maxCpu = r.registeredCpu;
     if (r.registeredMemory > this.maxMem) this.maxMem = r.registeredMemory;
-    for (const ix of this.indexes) ix?.insert(r);
+    this.attach(r);
   }
 
   remove(r: StateRecord): void {
     this.members.delete(r);
     r.pool = undefined;
-    for (const ix of this.indexes) ix?.remove(r);
+    this.detach(r);
+  }
+
+  /** Puts a member back into the indexes after its numbers changed. */
+  attach(r: StateRecord): void {
+    for (let k = 0; k < 4; k++) this.indexes[k]?.insert(r);
+    for (let i = 0; i < this.queries.length; i++) {
+      if (!matches(r, this.queries[i]!)) continue;
+      const set = this.sets[i]!;
+      for (let k = 0; k < 4; k++) set[k]?.insert(r);
+    }
+  }
+
+  /** Takes a member out of the indexes before its numbers change. */
+  detach(r: StateRecord): void {
+    for (let k = 0; k < 4; k++) this.indexes[k]?.remove(r);
+    for (let i = 0; i < this.queries.length; i++) {
+      if (!matches(r, this.queries[i]!)) continue;
+      const set = this.sets[i]!;
+      for (let k = 0; k < 4; k++) set[k]?.remove(r);
+    }
   }
 }
+
+/** A static query's answer for an instance, computed once (it cannot change). */
+function matches(r: StateRecord, q: CompiledQuery): boolean {
+  let m = r.answers;
+  if (!m) { m = new Map(); r.answers = m; }
+  let v = m.get(q);
+  if (v === undefined) { v = q(r); m.set(q, v); }
+  return v;
+}
+
+function accept(this: void, t: PreparedTask, r: StateRecord): boolean {
+  return feasible(t, r);
+}
+
+const CORDONED = 'CORDONED';
 
 function indexable(r: StateRecord): boolean {
   return r.status === 'ACTIVE' && r.agentConnected && !(r.singleTask && r.runningTasksCount > 0);
@@ -69,8 +116,9 @@ export class PlacementEngine {
   private readonly pools = new Map<string, Pool[]>();
   private readonly allPools: Pool[] = [];
   private readonly indexed: boolean;
+  private readonly cordoned = new Map<StateRecord, string>();
   /** Placements served by the index and by the reference scan (observability). */
-  readonly stats = { indexed: 0, scanned: 0, failed: 0 };
+  readonly stats = { indexed: 0, scanned: 0, failed: 0, poolQueries: 0 };
 
   constructor(instances: readonly InstanceSnapshot[] = [], options: EngineOptions = {}) {
     this.indexed = options.indexed ?? true;
@@ -97,24 +145,66 @@ export class PlacementEngine {
     return p;
   }
 
+  private lastRequest: TaskRequest | undefined;
+  private lastPrepared: PreparedTask | undefined;
+
+  /** prepareTask, remembering the last request (place() then reserve() prepares once). */
+  private prepare(request: TaskRequest): PreparedTask {
+    if (request !== this.lastRequest) {
+      this.lastPrepared = prepareTask(request);
+      this.lastRequest = request;
+    }
+    return this.lastPrepared!;
+  }
+
   /** Decides where the task goes without changing anything. */
   place(request: TaskRequest): PlacementDecision {
-    return this.decision(this.choose(prepareTask(request)));
+    return this.decision(this.choose(this.prepare(request)));
   }
 
   /** Takes the task's resources out of the instance (after a successful place()). */
   reserve(request: TaskRequest, instanceId: string): void {
     const r = this.state.byId.get(instanceId);
     if (!r) throw new Error(`reserve: unknown instance ${instanceId}`);
-    this.apply(prepareTask(request), r);
+    this.apply(this.prepare(request), r);
   }
 
   /** place() then reserve() on success. */
   placeAndReserve(request: TaskRequest): PlacementDecision {
-    const t = prepareTask(request);
+    const t = this.prepare(request);
     const c = this.choose(t);
     if ('rec' in c) this.apply(t, c.rec);
     return this.decision(c);
+  }
+
+  /** Gives the task's resources back (it stopped, or a what-if placement is undone). */
+  release(request: TaskRequest, instanceId: string): void {
+    const r = this.state.byId.get(instanceId);
+    if (!r) throw new Error(`release: unknown instance ${instanceId}`);
+    const pool = r.pool as Pool | undefined;
+    pool?.detach(r);
+    this.state.release(this.prepare(request), r);
+    if (!pool) { if (indexable(r)) this.poolFor(r).insert(r); return; }
+    if (indexable(r)) pool.attach(r); else { pool.members.delete(r); r.pool = undefined; }
+  }
+
+  /** Takes an instance out of consideration (as if it were not ACTIVE) until uncordon(). */
+  cordon(instanceId: string): void {
+    const r = this.state.byId.get(instanceId);
+    if (!r || r.status === CORDONED) return;
+    const pool = r.pool as Pool | undefined;
+    pool?.remove(r);
+    this.cordoned.set(r, r.status);
+    this.state.setStatus(r, CORDONED);
+  }
+
+  uncordon(instanceId: string): void {
+    const r = this.state.byId.get(instanceId);
+    const was = r && this.cordoned.get(r);
+    if (!r || was === undefined) return;
+    this.cordoned.delete(r);
+    this.state.setStatus(r, was);
+    if (indexable(r)) this.poolFor(r).insert(r);
   }
 
   /** The instance's current numbers (after reservations). */
@@ -134,9 +224,10 @@ export class PlacementEngine {
 
   private apply(t: PreparedTask, r: StateRecord): void {
     const pool = r.pool as Pool | undefined;
-    pool?.remove(r);
+    pool?.detach(r);
     this.state.apply(t, r);
-    if (indexable(r)) this.poolFor(r).insert(r);
+    if (!pool) { if (indexable(r)) this.poolFor(r).insert(r); return; }
+    if (indexable(r)) pool.attach(r); else { pool.members.delete(r); r.pool = undefined; }
   }
 
   private choose(t: PreparedTask): Choice {
@@ -150,29 +241,49 @@ export class PlacementEngine {
     return referenceChoose(this.state, t);
   }
 
+  /** Reused by fastChoose (no allocation per placement). */
+  private order = new Int32Array(8);
+  private counts = new Float64Array(8);
+
+  /** The best instance over pools[order[from..to)], in bin-packing order. */
+  private bestOf(t: PreparedTask, pools: readonly Pool[], from: number, to: number, ordered: boolean): StateRecord | undefined {
+    const plan = t.fast!;
+    let win: StateRecord | undefined;
+    let winIx: BinIndex<StateRecord> | undefined;
+    for (let k = from; k < to; k++) {
+      const p = pools[ordered ? this.order[k]! : k]!;
+      const ix = p.index(plan.primary, plan.tieOther, t.indexQuery);
+      if (ix.size === 0) continue;
+      this.stats.poolQueries++;
+      const r = ix.first(t.cpu, t.memory, t, accept);
+      if (r && (!win || ix.compare(r, win) < 0)) { win = r; winIx = ix; }
+    }
+    return winIx ? win : undefined;
+  }
+
   private fastChoose(t: PreparedTask): StateRecord | undefined {
     const plan = t.fast!;
     const pools = t.provider === undefined ? this.allPools : this.pools.get(t.provider);
     if (!pools || pools.length === 0) return undefined;
-    const accept = (r: StateRecord) => feasible(t, r);
-    const best = (set: readonly Pool[]): StateRecord | undefined => {
-      let win: StateRecord | undefined;
-      for (const p of set) {
-        const ix = p.index(plan.primary, plan.tieOther);
-        if (ix.size === 0) continue;
-        const r = ix.first(t.cpu, t.memory, accept);
-        if (r && (!win || ix.compare(r, win) < 0)) win = r;
-      }
-      return win;
-    };
-    if (!plan.spreadAz || t.group === '' || pools.length === 1) return best(pools);
-    // Spread: zones in order of the group's task count; the first level with a fit wins.
-    const levels = pools.map((p) => ({ p, n: this.state.zoneCount(t.group, p.az) }));
-    levels.sort((a, b) => a.n - b.n);
-    for (let i = 0; i < levels.length;) {
+    const zones = plan.spreadAz && t.group !== '' && pools.length > 1 ? this.state.groupZones.get(t.group) : undefined;
+    if (!zones) return this.bestOf(t, pools, 0, pools.length, false);
+    // Spread: zones by the group's task count, lowest first; the first level with a fit wins.
+    const n = pools.length;
+    if (this.order.length < n) { this.order = new Int32Array(2 * n); this.counts = new Float64Array(2 * n); }
+    const order = this.order;
+    const counts = this.counts;
+    for (let i = 0; i < n; i++) {
+      const c = zones.get(pools[i]!.az) ?? 0;
+      counts[i] = c;
       let j = i;
-      while (j < levels.length && levels[j]!.n === levels[i]!.n) j++;
-      const r = best(levels.slice(i, j).map((x) => x.p));
+      while (j > 0 && counts[order[j - 1]!]! > c) { order[j] = order[j - 1]!; j--; }
+      order[j] = i;
+    }
+    for (let i = 0; i < n;) {
+      let j = i;
+      const level = counts[order[i]!]!;
+      while (j < n && counts[order[j]!] === level) j++;
+      const r = this.bestOf(t, pools, i, j, true);
       if (r) return r;
       i = j;
     }

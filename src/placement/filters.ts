@@ -3,7 +3,7 @@
 // first filter that rejects it. Both the reference pipeline and the indexed engine use
 // exactly these functions, so they cannot disagree about what is feasible.
 import { isDefaultCapability, normalizeCapability } from '../domain/capabilities.js';
-import { compileQuery, QueryError, type CompiledQuery, type QueryTarget } from './query.js';
+import { compileQuery, isStaticQuery, QueryError, type CompiledQuery, type QueryTarget } from './query.js';
 import { fastPlan, normalizeStrategies, type FastPlan, type NormStrategy } from './strategies.js';
 import type { AttributeLike, CpuArchitecture, PlacementFailure, Reason, TaskRequest } from './types.js';
 
@@ -48,6 +48,8 @@ export interface PreparedTask {
   readonly caps: readonly string[];
   readonly requires: readonly AttributeLike[];
   readonly memberOf: readonly CompiledQuery[];
+  /** A memberOf query that reservations cannot change: the engine searches an index of its matches. */
+  readonly indexQuery: CompiledQuery | undefined;
   readonly distinct: boolean;
   readonly group: string;
   readonly fipsRequired: boolean;
@@ -180,7 +182,10 @@ export function feasible(t: PreparedTask, i: InstanceState): boolean {
 }
 
 /** Privileged capabilities named the way the provider settings store them (CAP_*, non-default only). */
-export function privilegedOnly(caps: readonly string[] | undefined): string[] {
+const NONE: readonly string[] = Object.freeze([]);
+
+export function privilegedOnly(caps: readonly string[] | undefined): readonly string[] {
+  if (!caps || caps.length === 0) return NONE;
   const out = new Set<string>();
   for (const c of caps ?? []) {
     const n = normalizeCapability(c);
@@ -190,16 +195,29 @@ export function privilegedOnly(caps: readonly string[] | undefined): string[] {
   return [...out].sort();
 }
 
+const NONE_ATTRS: readonly AttributeLike[] = Object.freeze([]);
+
 function requestFailure(reason: PlacementFailure['reason'], message: string): PlacementFailure {
   return { reason, counts: {}, message };
 }
 
-const prepared = new WeakMap<TaskRequest, PreparedTask>();
+const DEFAULT_STRATEGIES = normalizeStrategies(undefined);
+const DEFAULT_FAST = fastPlan(DEFAULT_STRATEGIES);
+const strategyCache = new WeakMap<readonly object[], { s: NormStrategy[]; f: FastPlan | undefined }>();
 
-/** Normalises a request once (queries compiled, strategies classified); cached per request object. */
+function strategiesOf(list: TaskRequest['strategy']): { s: readonly NormStrategy[]; f: FastPlan | undefined } {
+  if (!list || list.length === 0) return { s: DEFAULT_STRATEGIES, f: DEFAULT_FAST };
+  let hit = strategyCache.get(list);
+  if (!hit) {
+    const s = normalizeStrategies(list);
+    hit = { s, f: fastPlan(s) };
+    strategyCache.set(list, hit);
+  }
+  return hit;
+}
+
+/** Normalises a request (queries compiled and cached by text, strategies classified). */
 export function prepareTask(req: TaskRequest): PreparedTask {
-  const hit = prepared.get(req);
-  if (hit) return hit;
   const memberOfQ: CompiledQuery[] = [];
   let distinct = false;
   let problem: PlacementFailure | undefined;
@@ -221,29 +239,29 @@ export function prepareTask(req: TaskRequest): PreparedTask {
   if (req.fipsRequired && arch === 'ARM64') {
     problem ??= requestFailure('FIPS', `The capacity provider${req.providerName ? ` ${req.providerName}` : ''} is FIPS-enabled, and FIPS instances run only X86_64 tasks, but the task definition sets runtimePlatform.cpuArchitecture to ARM64. Use X86_64 (or leave cpuArchitecture unset), or run the task on a capacity provider with "fipsEnabled": false.`);
   }
-  const strategies = normalizeStrategies(req.strategy);
+  const strat = strategiesOf(req.strategy);
   const t: PreparedTask = {
     req,
     seed: req.id,
     provider: req.providerName,
     cpu: req.cpu,
     memory: req.memory,
-    tcp: req.tcpPorts ?? [],
-    udp: req.udpPorts ?? [],
+    tcp: req.tcpPorts ?? NONE,
+    udp: req.udpPorts ?? NONE,
     awsvpc: req.awsvpc ?? false,
     arch,
     caps: privilegedOnly(req.privilegedCapabilities),
-    requires: req.requiresAttributes ?? [],
+    requires: req.requiresAttributes ?? NONE_ATTRS,
     memberOf: memberOfQ,
+    indexQuery: memberOfQ.find(isStaticQuery),
     distinct,
     group: req.group ?? '',
     fipsRequired: req.fipsRequired ?? false,
     pinned: req.pinnedInstanceId,
     subnets: req.subnets && req.subnets.length ? new Set(req.subnets) : undefined,
-    strategies,
-    fast: fastPlan(strategies),
+    strategies: strat.s,
+    fast: strat.f,
     problem,
   };
-  prepared.set(req, t);
   return t;
 }

@@ -113,6 +113,8 @@ const SUBJECTS_HELP = 'attribute:<name>, task:group, agentConnected, agentVersio
 
 class Parser {
   private i = 0;
+  /** The expression reads task:group or runningTasksCount (which reservations change). */
+  dynamic = false;
   constructor(private readonly src: string, private readonly toks: Tok[]) {}
 
   private peek(): Tok { return this.toks[this.i]!; }
@@ -179,8 +181,9 @@ class Parser {
       return { kind: 'attribute', name };
     }
     switch (v) {
-      case 'task:group': return { kind: 'group' };
-      case 'agentConnected': case 'agentVersion': case 'ec2InstanceId': case 'registeredAt': case 'runningTasksCount':
+      case 'task:group': this.dynamic = true; return { kind: 'group' };
+      case 'runningTasksCount': this.dynamic = true; return { kind: v };
+      case 'agentConnected': case 'agentVersion': case 'ec2InstanceId': case 'registeredAt':
         return { kind: v };
       default: this.fail(`unknown subject '${v}'; subjects are ${SUBJECTS_HELP}`, t);
     }
@@ -354,6 +357,16 @@ function stringOp(get: (x: QueryTarget) => string | undefined, op: Op, args: str
 
 const CACHE_LIMIT = 1024;
 const cache = new Map<string, CompiledQuery>();
+const staticQueries = new WeakSet<CompiledQuery>();
+
+/**
+ * True when the query only reads what a reservation never changes (attributes, ids, agent
+ * facts), not task:group or runningTasksCount: the engine can then keep an index of just
+ * the instances that match it.
+ */
+export function isStaticQuery(q: CompiledQuery): boolean {
+  return staticQueries.has(q);
+}
 
 /** Parses (or takes from the cache) a cluster query expression. Throws QueryError. */
 export function compileQuery(expression: string): CompiledQuery {
@@ -362,7 +375,9 @@ export function compileQuery(expression: string): CompiledQuery {
   if (expression.length > MAX_EXPRESSION_LENGTH) {
     throw new QueryError(`Invalid expression: it has ${expression.length} characters; the limit is ${MAX_EXPRESSION_LENGTH}.`, expression.slice(0, 100), MAX_EXPRESSION_LENGTH);
   }
-  const q = new Parser(expression, tokenize(expression)).parse();
+  const parser = new Parser(expression, tokenize(expression));
+  const q = parser.parse();
+  if (!parser.dynamic) staticQueries.add(q);
   if (cache.size >= CACHE_LIMIT) cache.clear();
   cache.set(expression, q);
   return q;

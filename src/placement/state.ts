@@ -9,6 +9,8 @@ export interface StateRecord extends InstanceState {
   readonly snap: InstanceSnapshot;
   /** Engine bookkeeping: the index pool the instance is in, if any. */
   pool: unknown;
+  /** Engine bookkeeping: answers of static memberOf queries (they cannot change). */
+  answers: Map<unknown, boolean> | undefined;
 }
 
 export function toState(s: InstanceSnapshot, idx: number): StateRecord {
@@ -24,7 +26,7 @@ export function toState(s: InstanceSnapshot, idx: number): StateRecord {
     cpuFree: s.registeredCpu - s.usedCpu, memFree: s.registeredMemory - s.usedMemory,
     eniUsed: s.eniUsed, runningTasksCount: s.runningTasksCount,
     agentVersion: s.agentVersion, ec2InstanceId: s.ec2InstanceId, registeredAt: s.registeredAt,
-    pool: undefined,
+    pool: undefined, answers: undefined,
   };
 }
 
@@ -73,6 +75,29 @@ export class ClusterState {
       r.groups.set(t.group, (r.groups.get(t.group) ?? 0) + 1);
       if (r.status === 'ACTIVE') this.bumpZone(t.group, r.az, 1);
     }
+  }
+
+  /** Gives back what apply() took (the task stopped, or a trial placement is undone). */
+  release(t: PreparedTask, r: StateRecord): void {
+    r.cpuFree += t.cpu;
+    r.memFree += t.memory;
+    for (const p of t.tcp) r.tcp.delete(p);
+    for (const p of t.udp) r.udp.delete(p);
+    if (t.awsvpc) r.eniUsed--;
+    r.runningTasksCount--;
+    if (t.group !== '') {
+      const n = (r.groups.get(t.group) ?? 0) - 1;
+      if (n > 0) r.groups.set(t.group, n); else r.groups.delete(t.group);
+      if (r.status === 'ACTIVE') this.bumpZone(t.group, r.az, -1);
+    }
+  }
+
+  /** Sets the status the filters see (cordon an instance for a what-if, and back). */
+  setStatus(r: StateRecord, status: string): void {
+    const wasActive = r.status === 'ACTIVE';
+    (r as { status: string }).status = status;
+    const isActive = status === 'ACTIVE';
+    if (wasActive !== isActive) for (const [g, n] of r.groups) this.bumpZone(g, r.az, isActive ? n : -n);
   }
 
   /** Candidates for a task, in snapshot order. */

@@ -70,7 +70,7 @@ export interface InstanceSnapshot {
 export interface PlacementConstraint { type: 'distinctInstance' | 'memberOf' | string; expression?: string }
 export interface PlacementStrategy { type: 'binpack' | 'spread' | 'random' | string; field?: string }
 
-/** What one task needs. Build it once per task; `id` seeds every random choice. */
+/** What one task needs. Build it once per task and do not change it afterwards; `id` seeds every random choice. */
 export interface TaskRequest {
   id: string;
   /** Only instances of this capacity provider are considered (all when unset). */
