@@ -23,6 +23,7 @@ const wanted = {
     'DeleteUserPolicy', 'GetUserPolicy', 'ListUserPolicies', 'CreateRole', 'DeleteRole', 'GetRole', 'PutRolePolicy', 'DeleteRolePolicy'],
   sts: ['GetCallerIdentity', 'AssumeRole'],
   cloudtrail: ['LookupEvents'],
+  ssm: ['ResumeSession', 'TerminateSession'],
 };
 
 function latest(service) {

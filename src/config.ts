@@ -9,6 +9,8 @@ export interface BerthConfig {
   region: string;
   /** How long an instance agent may be disconnected before its tasks are replaced elsewhere. */
   heartbeatTimeoutSeconds: number;
+  /** ECS Exec limits (seconds, and sessions per task). */
+  exec: { tokenTtlSeconds: number; idleTimeoutSeconds: number; maxSessionSeconds: number; maxSessionsPerTask: number; resumeWindowSeconds: number };
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BerthConfig {
@@ -20,7 +22,21 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BerthConfig
     dataDir: resolve(env.BERTH_DATA_DIR ?? '.berth'),
     region: env.BERTH_REGION ?? 'us-east-1',
     heartbeatTimeoutSeconds: positive(env.BERTH_HEARTBEAT_TIMEOUT, 20, 'BERTH_HEARTBEAT_TIMEOUT'),
+    exec: {
+      tokenTtlSeconds: positive(env.BERTH_EXEC_TOKEN_TTL, 60, 'BERTH_EXEC_TOKEN_TTL'),
+      idleTimeoutSeconds: positive(env.BERTH_EXEC_IDLE_TIMEOUT, 20 * 60, 'BERTH_EXEC_IDLE_TIMEOUT'),
+      maxSessionSeconds: positive(env.BERTH_EXEC_MAX_SESSION, 4 * 3600, 'BERTH_EXEC_MAX_SESSION'),
+      maxSessionsPerTask: positiveInteger(env.BERTH_EXEC_MAX_SESSIONS_PER_TASK, 5, 'BERTH_EXEC_MAX_SESSIONS_PER_TASK'),
+      resumeWindowSeconds: positive(env.BERTH_EXEC_RESUME_WINDOW, 120, 'BERTH_EXEC_RESUME_WINDOW'),
+    },
   };
+}
+
+function positiveInteger(text: string | undefined, dflt: number, name: string): number {
+  if (text === undefined) return dflt;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive whole number; got '${text}'`);
+  return n;
 }
 
 function positive(text: string | undefined, dflt: number, name: string): number {

@@ -13,6 +13,7 @@ import { Gateway } from './gateway/gateway.js';
 import type { Logs } from './logs/index.js';
 import type { InstanceProvider } from './providers/provider.js';
 import type { Store } from './store/store.js';
+import type { ExecAgentMessage } from './agent/protocol.js';
 import { MasterKey } from './identity/master-key.js';
 import { LocalInstanceProvider } from './providers/local/index.js';
 
@@ -30,6 +31,12 @@ export interface ControlPlaneOptions {
   provider?: InstanceProvider | null;
   /** How long an agent may be disconnected before its instance's tasks count as lost. */
   heartbeatTimeoutMs: number;
+  /** The ECS Exec session broker: agents' exec messages, disconnections and task stops. */
+  exec?: {
+    onAgentMessage(instanceId: string, msg: ExecAgentMessage): void;
+    onAgentDisconnected(instanceId: string): void;
+    onTaskStopped(scope: string, taskArn: string): void;
+  };
 }
 
 /** Whether this host's kernel runs in FIPS mode. */
@@ -69,8 +76,9 @@ export class ControlPlane {
       controlPlaneUrl: () => this.controlPlaneUrl,
       events: {
         changed: () => this.scheduler.wake(),
-        taskReport: (_scope, t) => {
+        taskReport: (scope, t) => {
           if (t.lastStatus === 'STOPPED') {
+            this.o.exec?.onTaskStopped(scope, t.taskArn);
             this.o.taskMetrics.remove(t.cluster, t.id, t.family);
             if (t.network && this.provider) void this.provider.detachTaskNetwork(t.id).catch((e) => log(`detaching the network of ${t.id}: ${(e as Error).message}`));
           }
@@ -87,6 +95,7 @@ export class ControlPlane {
             if (t && t.containerInstanceId === ci.id) this.o.taskMetrics.set(t.cluster, t.id, t.family, m.cpuSeconds, m.memoryBytes);
           }
         },
+        exec: (instanceId, msg) => this.o.exec?.onAgentMessage(instanceId, msg),
         instanceGone: (scope, ci) => {
           this.gateway.disconnect(ci.ec2InstanceId);
           for (const t of ecs.tasks.onInstance(scope, ci.cluster, ci.id)) {
@@ -101,6 +110,7 @@ export class ControlPlane {
       onConnect: (id) => { this.fleet.onConnect(id); this.scheduler.resend(id); },
       onDisconnect: (id) => {
         this.fleet.onDisconnect(id);
+        this.o.exec?.onAgentDisconnected(id);
         // Look again right when the agent's absence turns into a lost instance.
         clock.after(this.o.heartbeatTimeoutMs + 20, () => this.scheduler.wake());
       },
@@ -127,6 +137,7 @@ export class ControlPlane {
     });
     ecs.services.onChange = () => this.scheduler.wake();
     ecs.tasks.onChange = () => this.scheduler.wake();
+    ecs.tasks.precheck = (scope, t) => this.scheduler.precheck(scope, t);
     ecs.containerInstances.onChange = () => this.scheduler.wake();
     ecs.containerInstances.onDeregistered = () => this.scheduler.wake();
     await this.fleet.recover();

@@ -9,6 +9,9 @@ import { systemClock, type Clock } from './domain/clock.js';
 import { Ecs } from './ecs/index.js';
 import { Credentials } from './identity/credentials.js';
 import { MasterKey } from './identity/master-key.js';
+import { KeyStore } from './identity/keys.js';
+import { ExecBroker } from './exec/index.js';
+import { AGENT_VERSION } from './controllers/fleet.js';
 import { Logs } from './logs/index.js';
 import { SqliteStore } from './store/store.js';
 import { ControlPlane } from './control-plane.js';
@@ -22,6 +25,7 @@ export interface RunningBerth {
   ecs: Ecs;
   logs: Logs;
   controlPlane: ControlPlane;
+  exec: ExecBroker;
   close(): Promise<void>;
 }
 
@@ -52,19 +56,40 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   const boot = credentials.bootstrap(clock.now());
   const ecs = new Ecs(store);
   const logs = new Logs(store, clock);
+  const keys = new KeyStore(store, masterKey, () => clock.now());
+  logs.decode = (scope, message) => keys.openIfSealed(scope, message);
   const metrics = new ApiMetrics();
-  const api = new ApiServer({
-    jsonServices: [jsonService('ecs', 'ecs', 'ecs', ecs.handlers()), jsonService('logs', 'logs', 'logs', logs.handlers())],
-    credentials, clock, metrics, log,
+  let listening = `${config.host}:${config.port}`;
+  const exec: ExecBroker = new ExecBroker({
+    store, ecs, logs, keys, clock, log, agentVersion: `${AGENT_VERSION}.0`,
+    agents: { send: (id, msg): boolean => controlPlane.gateway.send(id, msg), isConnected: (id): boolean => controlPlane.gateway.isConnected(id) },
+    defaultHost: () => listening,
+    limits: {
+      tokenTtlMs: config.exec.tokenTtlSeconds * 1000, idleTimeoutMs: config.exec.idleTimeoutSeconds * 1000,
+      maxSessionMs: config.exec.maxSessionSeconds * 1000, maxSessionsPerTask: config.exec.maxSessionsPerTask,
+      resumeWindowMs: config.exec.resumeWindowSeconds * 1000,
+    },
   });
-  const controlPlane = new ControlPlane({
+  const api = new ApiServer({
+    jsonServices: [
+      jsonService('ecs', 'ecs', 'ecs', { ...ecs.handlers(), ExecuteCommand: (ctx, i) => exec.executeCommand(ctx, i) }),
+      jsonService('logs', 'logs', 'logs', logs.handlers()),
+      // Session Manager's ResumeSession/TerminateSession, which the plugin calls on the ECS endpoint.
+      jsonService('ssm', 'ssm', 'ssm', exec.ssmHandlers()),
+    ],
+    credentials, clock, metrics, log,
+    onUpgrade: (req, socket, head) => exec.handleUpgrade(req, socket, head),
+  });
+  const controlPlane: ControlPlane = new ControlPlane({
     dataDir: config.dataDir, store, ecs, logs, taskMetrics: new TaskMetrics(metrics.registry), clock, log,
     heartbeatTimeoutMs: config.heartbeatTimeoutSeconds * 1000,
+    exec,
     ...(opts.provider !== undefined ? { provider: opts.provider } : {}),
   });
   await controlPlane.start();
   const address = await api.listen(config.port, config.host);
   const endpoint = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${address.port}`;
+  listening = endpoint.slice('http://'.length);
   const info: ServerInfo = { pid: process.pid, endpoint, port: address.port, host: config.host };
   writeFileSync(join(config.dataDir, INFO_FILE), JSON.stringify(info) + '\n');
 
@@ -76,9 +101,10 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   reaper.unref();
 
   return {
-    endpoint, port: address.port, accountId: boot.account.accountId, store, ecs, logs, controlPlane,
+    endpoint, port: address.port, accountId: boot.account.accountId, store, ecs, logs, controlPlane, exec,
     async close() {
       clearInterval(reaper);
+      exec.close();
       await api.close();
       await controlPlane.close();
       store.close();

@@ -8,6 +8,7 @@ import type { ContainerDriver } from './driver.js';
 import type { AgentMessage, Attribute, ControlMessage, TaskReport, TaskSpec, TaskStatus } from './protocol.js';
 import { currentStatus, initialState, nextSteps, report, type Step, type TaskState } from './task-engine.js';
 import { HealthChecker } from './health.js';
+import { AgentExec } from './exec.js';
 
 export interface AgentOptions {
   instanceId: string;
@@ -51,11 +52,13 @@ export class Agent {
   private timers: NodeJS.Timeout[] = [];
   private readonly checkers = new Map<string, HealthChecker>();
   private readonly now: () => number;
+  private readonly exec: AgentExec;
 
   constructor(private readonly o: AgentOptions) {
     this.stateDir = join(o.dataDir, 'agent', 'tasks');
     mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
     this.now = o.now ?? Date.now;
+    this.exec = new AgentExec({ driver: o.driver, send: (m) => this.send(m), refuse: (arn, id) => this.refuseExec(arn, id), log: o.log });
   }
 
   async start(): Promise<void> {
@@ -73,6 +76,7 @@ export class Agent {
   async stop(): Promise<void> {
     for (const c of this.checkers.values()) c.stop();
     this.closing = true;
+    this.exec.closeAll();
     for (const t of this.timers) clearInterval(t);
     this.ws?.close();
   }
@@ -156,6 +160,8 @@ export class Agent {
     });
     ws.on('close', () => {
       this.connected = false;
+      // Exec output has nowhere to go: end the commands (the broker ends their sessions).
+      this.exec.closeAll();
       this.pendingLogs.clear();
       this.sentCursors.clear();
       if (this.closing) return;
@@ -197,7 +203,22 @@ export class Agent {
         break;
       }
       case 'error': this.o.log(`agent: control plane refused: ${msg.message}`); break;
+      case 'exec-open': case 'exec-input': case 'exec-resize': case 'exec-flow': case 'exec-close':
+        this.exec.handle(msg);
+        break;
     }
+  }
+
+  /** Checked again here (defence in depth): why a container may not be exec'd into now. */
+  private refuseExec(taskArn: string, runtimeId: string): string | undefined {
+    const taskId = this.byRuntimeId.get(runtimeId);
+    const t = taskId ? this.tasks.get(taskId) : undefined;
+    if (!t || t.state.spec.taskArn !== taskArn) return 'no such container on this instance';
+    if (!t.state.spec.enableExecuteCommand) return 'the task was not started with enableExecuteCommand';
+    if (t.state.spec.desiredStatus !== 'RUNNING') return 'the task is stopping';
+    const c = Object.values(t.state.containers).find((x) => x.runtimeId === runtimeId);
+    if (!c || c.phase !== 'running') return 'the container is not running';
+    return undefined;
   }
 
   private onDesired(specs: TaskSpec[], forwards: Record<string, string>): void {

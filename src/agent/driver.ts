@@ -1,6 +1,7 @@
 // What the agent needs from its container runtime, as one small interface: the task
 // workers speak only to this, so they can be tested and so the runtime can change.
 import type { ContainerSpec, TaskSpec } from './protocol.js';
+import type { TerminalProcess } from './runtime/index.js';
 
 export interface PulledImage { image: string; digest: string }
 
@@ -43,6 +44,8 @@ export interface ContainerDriver {
   cleanupTask(taskId: string): Promise<void>;
   /** Runs a command in a running container without a terminal (health checks). */
   exec(runtimeId: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }>;
+  /** Runs a command in a running container on a pseudo-terminal of `cols`×`rows` (ECS Exec). */
+  openTerminal(runtimeId: string, argv: string[], size: { cols: number; rows: number }): Promise<TerminalProcess>;
   /** CPU units and MiB this instance offers, measured from its cgroup. */
   resources(): { cpu: number; memory: number };
 }

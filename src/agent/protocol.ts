@@ -115,16 +115,38 @@ export interface LogEventBatch {
   events: { timestamp: number; message: string }[];
 }
 
+/**
+ * ECS Exec over the agent's own connection (the instance never listens): the control plane's
+ * session broker opens a command in a running container of a task started with
+ * enableExecuteCommand, relays keystrokes, terminal size and flow control; the agent streams
+ * the pseudo-terminal's output and the exit code back. Bytes travel base64-encoded.
+ */
+export type ExecControlMessage =
+  | { type: 'exec-open'; sessionId: string; taskArn: string; runtimeId: string; argv: string[]; cols: number; rows: number }
+  | { type: 'exec-input'; sessionId: string; data: string }
+  | { type: 'exec-resize'; sessionId: string; cols: number; rows: number }
+  /** Pause (true) or resume reading the terminal while the client is behind on acknowledgements. */
+  | { type: 'exec-flow'; sessionId: string; pause: boolean }
+  /** Ends the command (and everything it started in its session). */
+  | { type: 'exec-close'; sessionId: string };
+
+export type ExecAgentMessage =
+  | { type: 'exec-output'; sessionId: string; data: string }
+  /** The command ended; `error` when it could not be started at all. */
+  | { type: 'exec-exit'; sessionId: string; exitCode: number; error?: string };
+
 export type AgentMessage =
   | { type: 'hello'; instanceId: string; bootstrapToken?: string; credential?: string; agentVersion: string }
   | { type: 'register'; attributes: Attribute[]; resources: { cpu: number; memory: number }; tasks: TaskReport[]; agentPid: number }
   | { type: 'task'; report: TaskReport }
   | { type: 'logs'; batch: LogEventBatch; seq: number }
   | { type: 'metrics'; tasks: { taskArn: string; cpuSeconds: number; memoryBytes: number }[] }
-  | { type: 'heartbeat'; at: number };
+  | { type: 'heartbeat'; at: number }
+  | ExecAgentMessage;
 
 export type ControlMessage =
   | { type: 'welcome'; containerInstanceArn: string; credential?: string; heartbeatIntervalMs: number }
   | { type: 'desired'; tasks: TaskSpec[]; registryForwards: Record<string, string> }
   | { type: 'ack'; seq: number }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  | ExecControlMessage;

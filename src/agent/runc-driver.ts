@@ -107,6 +107,9 @@ export async function createRuncDriver(o: { dataDir: string; log: (line: string)
     exec(id: string, argv: string[], timeoutMs: number) {
       return runtime.exec(id, argv, timeoutMs);
     },
+    openTerminal(id: string, argv: string[], size: { cols: number; rows: number }) {
+      return runtime.execTerminal(id, argv, size);
+    },
     async taskStats(taskId: string) {
       return taskUsage(runtime.taskCgroupPath(taskId));
     },

@@ -9,6 +9,8 @@ export interface RequestContext {
   principal: Principal;
   clock: Clock;
   sourceIp: string;
+  /** The request's Host header (where the client reached Berth), when it sent one. */
+  host?: string;
   service: string;
   action: string;
 }

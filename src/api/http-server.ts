@@ -1,6 +1,7 @@
 // The API's HTTP front: reads the body (bounded), authenticates with SigV4, routes to a
 // protocol front door, and writes AWS-shaped responses and errors. Also /healthz and /metrics.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { ApiError, invalidSignature, requestTooLarge, toApiError, unknownOperation } from './errors.js';
@@ -22,6 +23,8 @@ export interface ApiServerOptions {
   log?: (line: string) => void;
   /** Extra GET routes (e.g. the agent gateway's upgrade path lives elsewhere). */
   onGet?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** WebSocket upgrades (the ECS Exec data channel); true when taken. Others get a 404. */
+  onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 }
 
 class BodyTooLarge extends Error {}
@@ -49,6 +52,11 @@ export class ApiServer {
   constructor(private readonly opts: ApiServerOptions) {
     for (const s of opts.jsonServices) this.byPrefix.set(s.targetPrefix, s);
     this.server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => { void this.handle(req, res); });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => socket.destroy());
+      if (this.opts.onUpgrade?.(req, socket, head)) return;
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
@@ -136,6 +144,7 @@ export class ApiServer {
       principal: { accountId: record.accountId, accessKeyId: record.accessKeyId, principal: record.principal, userName: record.userName },
       clock: this.opts.clock,
       sourceIp: req.socket.remoteAddress ?? '',
+      ...(typeof req.headers.host === 'string' && req.headers.host ? { host: req.headers.host } : {}),
       service,
       action,
     };

@@ -7,6 +7,7 @@ import { MasterKey } from '../identity/master-key.js';
 import { existsSync } from 'node:fs';
 import { LocalInstanceProvider } from '../providers/local/index.js';
 import { registryDown, registryUp } from './registry.js';
+import { ExecAudit, type ExecSessionRecord } from '../exec/index.js';
 import { join } from 'node:path';
 
 const USAGE = `usage: berth <command>
@@ -17,6 +18,9 @@ commands:
             eval "$(bin/berth env)"
   down    stop Berth and terminate its instances (they outlive the control plane
           otherwise), freeing every host resource they used
+  sessions [--json] [--cluster NAME] [--task ID]
+          the ECS Exec event history: who opened which session into which container,
+          when, the command, how long it lasted, its exit code and why it ended
   registry up|down
           start (or stop) a local OCI registry on 127.0.0.1:5000 holding busybox:latest,
           built from this machine's busybox, for a first task without any other registry
@@ -30,6 +34,9 @@ environment:
   BERTH_REGISTRY_PORT  port of 'berth registry' (default 5000)
   BERTH_MASTER_KEY / BERTH_MASTER_KEY_FILE
                    the key sealing secrets at rest (default file ~/.config/berth/master.key)
+  BERTH_EXEC_TOKEN_TTL, BERTH_EXEC_IDLE_TIMEOUT, BERTH_EXEC_MAX_SESSION,
+  BERTH_EXEC_MAX_SESSIONS_PER_TASK, BERTH_EXEC_RESUME_WINDOW
+                   ECS Exec limits (see README.md)
 `;
 
 async function up(): Promise<void> {
@@ -77,6 +84,48 @@ function env(): void {
   }
 }
 
+function sessions(args: string[]): void {
+  const config = configFromEnv();
+  if (!existsSync(join(config.dataDir, 'berth.db'))) {
+    process.stderr.write(`berth sessions: no Berth data in ${config.dataDir}.\n`);
+    process.exit(1);
+  }
+  const opt = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+  const cluster = opt('--cluster');
+  const task = opt('--task');
+  const store = new SqliteStore(config.dataDir);
+  try {
+    const rows = new ExecAudit(store).all().filter(({ record: r }) =>
+      (cluster === undefined || r.cluster === cluster) && (task === undefined || r.taskArn.endsWith(`/${task}`) || r.taskArn === task));
+    if (args.includes('--json')) {
+      for (const { scope, record } of rows) process.stdout.write(JSON.stringify({ account: scope.split('/')[0], ...record }) + '\n');
+      return;
+    }
+    const table: string[][] = [['REQUESTED (UTC)', 'DURATION', 'EXIT', 'STATUS', 'CLUSTER', 'TASK', 'CONTAINER', 'PRINCIPAL', 'ACCESS KEY', 'COMMAND']];
+    for (const { record: r } of rows) table.push(sessionRow(r));
+    const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+    for (const row of table) process.stdout.write(row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ') + '\n');
+    if (rows.length === 0) process.stdout.write('(no ECS Exec sessions yet)\n');
+  } finally {
+    store.close();
+  }
+}
+
+function sessionRow(r: ExecSessionRecord): string[] {
+  return [
+    new Date(r.requestedAt).toISOString().replace('T', ' ').slice(0, 19),
+    r.durationMs !== undefined ? `${(r.durationMs / 1000).toFixed(1)}s` : '-',
+    r.exitCode !== undefined ? String(r.exitCode) : '-',
+    r.status === 'ACTIVE' ? 'active' : r.endReason ?? 'ended',
+    r.cluster,
+    r.taskArn.slice(r.taskArn.lastIndexOf('/') + 1),
+    r.container,
+    r.principalArn,
+    r.accessKeyId,
+    JSON.stringify(r.command),
+  ];
+}
+
 async function down(): Promise<void> {
   const config = configFromEnv();
   const info = readServerInfo(config.dataDir);
@@ -105,6 +154,7 @@ async function main(argv: string[]): Promise<void> {
     case 'up': await up(); break;
     case 'env': env(); break;
     case 'down': await down(); break;
+    case 'sessions': sessions(argv.slice(1)); break;
     case 'registry': {
       const c = { dataDir: configFromEnv().dataDir, port: Number(process.env.BERTH_REGISTRY_PORT ?? 5000) };
       if (argv[1] === 'up') await registryUp(c);

@@ -2,7 +2,7 @@
 // agents' sessions (bootstrap, registration, reports). Every intent is recorded in the
 // store before the effect runs, so a control plane killed at any moment recovers.
 import { createHash, randomBytes } from 'node:crypto';
-import type { AgentMessage, Attribute, ControlMessage, TaskReport } from '../agent/protocol.js';
+import type { AgentMessage, Attribute, ControlMessage, ExecAgentMessage, TaskReport } from '../agent/protocol.js';
 import { statusRank } from '../agent/protocol.js';
 import type { Clock } from '../domain/clock.js';
 import type { InstanceType } from '../domain/instance-types.js';
@@ -31,6 +31,8 @@ export interface FleetEvents {
   logs(scope: string, instanceId: string, msg: Extract<AgentMessage, { type: 'logs' }>): void;
   metrics(scope: string, ci: ContainerInstanceRecord, tasks: Extract<AgentMessage, { type: 'metrics' }>['tasks']): void;
   instanceGone(scope: string, ci: ContainerInstanceRecord): void;
+  /** ECS Exec output and exits, for the session broker. */
+  exec?(instanceId: string, msg: ExecAgentMessage): void;
 }
 
 export interface FleetOptions {
@@ -201,10 +203,10 @@ export class Fleet implements GatewayHandlers {
         await this.terminate(scope, ci.id, ci.statusReason ?? 'recovery');
         continue;
       }
-      if (ci.agentConnected) {
-        ci.agentConnected = false;
-        this.o.ecs.containerInstances.save(scope, ci);
-      }
+      // Its agent gets the heartbeat timeout from now to reconnect.
+      ci.agentConnected = false;
+      ci.agentLastSeenAt = this.o.clock.now();
+      this.o.ecs.containerInstances.save(scope, ci);
       const alive = await this.o.provider?.isAlive(ci.ec2InstanceId).catch(() => false);
       if (alive) keep.push(ci.ec2InstanceId);
       else await this.terminate(scope, ci.id, 'Instance was lost while the control plane was down');
@@ -252,6 +254,7 @@ export class Fleet implements GatewayHandlers {
   }
 
   onMessage(instanceId: string, msg: Exclude<AgentMessage, { type: 'hello' }>): void {
+    if (msg.type === 'exec-output' || msg.type === 'exec-exit') { this.o.events.exec?.(instanceId, msg); return; }
     const found = this.locate(instanceId);
     if (!found) return;
     const { scope } = found;

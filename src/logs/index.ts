@@ -46,6 +46,11 @@ interface FilterLogEventsInput {
 
 export class Logs {
   readonly store: LogStore;
+  /**
+   * Turns a stored message into what readers see (e.g. opens a transcript Berth sealed at
+   * rest, see identity/keys.ts). Identity when unset.
+   */
+  decode: ((scope: string, message: string) => string) | undefined;
 
   constructor(store: SqliteStore, private readonly clock: Clock) {
     this.store = new LogStore(store.db, clock);
@@ -62,6 +67,13 @@ export class Logs {
   /** Deletes events older than their group's retention; call periodically. */
   pruneExpired(now: number = this.clock.now()): number {
     return this.store.pruneExpired(now);
+  }
+
+  private decoder(ctx: RequestContext): (message: string) => string {
+    const decode = this.decode;
+    if (!decode) return (m) => m;
+    const scope = scopeKey(ctx.scope);
+    return (m) => decode(scope, m);
   }
 
   private requireGroup(ctx: RequestContext, name: string): LogGroupRow {
@@ -281,8 +293,10 @@ export class Logs {
     const to = backward && before(boundary, hi) ? boundary : hi;
     const rows = [];
     let bytes = 0;
+    const decode = this.decoder(ctx);
     if (before(from, to)) {
       for (const r of this.store.streamEvents(s, from, to, backward)) {
+        r.message = decode(r.message);
         const size = bytesOf(r.message);
         if (rows.length === limit || (rows.length > 0 && bytes + size > MAX_RESPONSE_BYTES)) break;
         bytes += size;
@@ -335,11 +349,13 @@ export class Logs {
     const events = [];
     let bytes = 0, scanned = 0;
     let next: Position | undefined;
+    const decode = this.decoder(ctx);
     if (selected.length > 0 && before(from, hi)) {
       for (const r of this.store.groupEvents(g, from, hi)) {
         if (events.length === limit || scanned === FILTER_SCAN_BUDGET) { next = { ts: r.ts, id: r.id }; break; }
         scanned++;
         if (only && !only.has(r.stream_id)) continue;
+        r.message = decode(r.message);
         if (!matchAll && !matchesPattern(pattern, r.message)) continue;
         const size = bytesOf(r.message);
         if (events.length > 0 && bytes + size > MAX_RESPONSE_BYTES) { next = { ts: r.ts, id: r.id }; break; }

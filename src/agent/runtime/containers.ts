@@ -7,6 +7,7 @@
 // (containers/<id>: meta.json, config.json, sync.json, conmon.pid, ctr.log, started,
 // exit.json), runc's state (runc/) and conmon's exit files (exits/<id>). Ids are derived from
 // (task id, container name), so no database is needed to find them again.
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import { serializeOciConfig, type OciConfig } from './oci-types.js';
 import { mountOverlay, unmount } from './overlay.js';
 import { readFileInRoot } from './rootfs-files.js';
 import { Runc } from './runc.js';
+import type { TerminalProcess } from './terminal.js';
 import { DEFAULT_SECCOMP_PROFILE, SeccompProfiles } from './seccomp.js';
 import { ensureEtcFiles, ensureVolumes } from './task-files.js';
 
@@ -459,6 +461,13 @@ export class ContainerRuntime {
   /** Runs a command inside a running container (health checks); exit code -1 on timeout. */
   exec(id: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
     return this.runc.execIn(id, argv, timeoutMs);
+  }
+
+  /** Opens a command in a running container on a pseudo-terminal (ECS Exec). */
+  execTerminal(id: string, argv: string[], size: { cols: number; rows: number }): Promise<TerminalProcess> {
+    const dir = join(this.opts.dataDir, 'exec');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return this.runc.execTerminal(id, argv, { ...size, pidFile: join(dir, `${id}-${randomBytes(6).toString('hex')}.pid`) });
   }
 
   waitForExit(id: string, timeoutMs?: number, realTime = false): Promise<ContainerState | undefined> {

@@ -15,3 +15,4 @@ export { taskUsage } from './stats.js';
 export type { TaskUsage } from './stats.js';
 export { runtimeId } from './container-id.js';
 export * from './errors.js';
+export type { TerminalProcess } from './terminal.js';

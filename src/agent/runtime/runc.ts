@@ -1,6 +1,7 @@
 // The runc CLI, always with `--root` in the instance's data dir (never the host's /run/runc).
 import { execFile } from 'node:child_process';
 import { CommandError, run } from './exec.js';
+import { spawnTerminal, type TerminalProcess } from './terminal.js';
 
 export interface RuncState { id: string; status: 'creating' | 'created' | 'running' | 'paused' | 'stopped'; pid: number; bundle: string }
 
@@ -51,6 +52,11 @@ export class Runc {
         });
       child.stdin?.end();
     });
+  }
+
+  /** Runs a command in a running container on a pseudo-terminal (ECS Exec; see terminal.ts). */
+  execTerminal(id: string, argv: string[], o: { cols: number; rows: number; pidFile: string }): Promise<TerminalProcess> {
+    return spawnTerminal(this.bin, ['--root', this.root, 'exec', '--tty', '--env', 'TERM=xterm', '--pid-file', o.pidFile, id, ...argv], o);
   }
 
   /** Deletes the container's runc state and leaf cgroups; `force` kills it first if running. */
