@@ -3,35 +3,26 @@
 // agent its desired state whenever it changes.
 import { createHash } from 'node:crypto';
 import type { TaskSpec } from '../agent/protocol.js';
-import { isDefaultCapability, normalizeCapability, PRIVILEGED_CAPABILITIES } from '../domain/capabilities.js';
-import { hostArchitecture, instanceType, type Architecture } from '../domain/instance-types.js';
+import { hostArchitecture, type Architecture } from '../domain/instance-types.js';
 import type { Clock } from '../domain/clock.js';
 import type { CapacityProviderRecord } from '../ecs/capacity-providers.js';
 import type { ContainerInstanceRecord } from '../ecs/container-instances.js';
 import type { Ecs } from '../ecs/index.js';
 import type { TaskRecord } from '../ecs/tasks.js';
-import type { Json } from '../ecs/task-definition-rules.js';
 import type { Gateway } from '../gateway/gateway.js';
-import { cheapestFitting, registeredCpu, registeredMemory, selectableTypes } from '../placement/instance-selection.js';
-import { place, reserve, type InstanceSnapshot, type TaskDemand } from '../placement/simple.js';
+import {
+  PlacementEngine, decideScaleIn, planScaleOut, selectableTypes, stoppedReason, serviceEventMessage,
+  type InstanceSnapshot, type ScaleInInstance, type TaskRequest,
+} from '../placement/index.js';
+import { AGENT_CAPABILITIES } from '../agent/attributes.js';
+import { instanceSnapshots, taskRequest } from './cluster-snapshot.js';
 import type { InstanceProvider } from '../providers/provider.js';
 import type { Store } from '../store/store.js';
 import type { Fleet } from './fleet.js';
 import { buildTaskSpec } from './task-spec.js';
 
-/** Capabilities outside Docker's default set that a task definition asks for. */
-export function requestedPrivilegedCapabilities(td: Json): string[] {
-  const out = new Set<string>();
-  for (const c of td.containerDefinitions ?? []) {
-    if (c.privileged) PRIVILEGED_CAPABILITIES.forEach((p) => out.add(p));
-    for (const a of c.linuxParameters?.capabilities?.add ?? []) {
-      if (String(a).toUpperCase() === 'ALL') { PRIVILEGED_CAPABILITIES.forEach((p) => out.add(p)); continue; }
-      const cap = normalizeCapability(String(a));
-      if (cap && !isDefaultCapability(cap)) out.add(cap);
-    }
-  }
-  return [...out].sort();
-}
+/** Instances one pass may launch: a burst is spread over a few passes. */
+export const MAX_LAUNCHES_PER_PASS = 20;
 
 /** How long a launched instance's agent may take to register before the instance is replaced. */
 export const REGISTRATION_TIMEOUT_MS = 60_000;
@@ -65,6 +56,7 @@ export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly hostArch: Architecture;
+  private readonly wakeTimes = new Set<number>();
 
   constructor(private readonly o: SchedulerOptions) {
     this.hostArch = o.hostArch ?? hostArchitecture();
@@ -110,47 +102,15 @@ export class Scheduler {
       if (!entry) { entry = { scope, cluster: task.cluster, tasks: [] }; byCluster.set(key, entry); }
       entry.tasks.push(task);
     }
+    // Clusters with instances but no task still need passes (scale-in).
+    for (const { scope, ci } of this.o.ecs.containerInstances.all()) {
+      const key = `${scope}\0${ci.cluster}`;
+      if (!byCluster.has(key) && this.o.ecs.containerInstances.isLive(ci)) byCluster.set(key, { scope, cluster: ci.cluster, tasks: [] });
+    }
     for (const { scope, cluster, tasks } of byCluster.values()) this.placeCluster(scope, cluster, tasks);
     this.terminateRetired();
     await this.terminateDead();
     await this.pushDesired();
-  }
-
-  private snapshot(scope: string, ci: ContainerInstanceRecord): InstanceSnapshot {
-    const u = this.o.ecs.containerInstances.usage(scope, ci.id);
-    const type = instanceType(ci.instanceType);
-    const arch = ci.attributes.find((a) => a.name === 'ecs.cpu-architecture')?.value ?? type?.architecture ?? 'x86_64';
-    return {
-      id: ci.id,
-      providerName: ci.capacityProviderName,
-      active: ci.status === 'ACTIVE' && ci.agentConnected,
-      cpuFree: ci.registeredCpu - u.cpu,
-      memoryFree: ci.registeredMemory - u.memory,
-      tcpPortsUsed: new Set(u.tcpPorts),
-      udpPortsUsed: new Set(u.udpPorts),
-      enisFree: (type?.maxNetworkInterfaces ?? 2) - 1 - u.enis,
-      tasks: u.running + u.pending,
-      singleTask: ci.launchConfig?.singleTaskMode ?? false,
-      subnetId: ci.subnetId,
-      availabilityZone: ci.availabilityZone,
-      architecture: arch === 'arm64' ? 'ARM64' : 'X86_64',
-      privilegedCapabilities: ci.launchConfig?.privilegedCapabilities ?? [],
-    };
-  }
-
-  private demand(t: TaskRecord, td: Json): TaskDemand {
-    return {
-      cpu: t.reservation.cpu,
-      memory: t.reservation.memory,
-      tcpPorts: t.reservation.tcpPorts,
-      udpPorts: t.reservation.udpPorts,
-      eni: t.reservation.eni,
-      providerName: t.capacityProviderName,
-      ...(t.pinnedInstanceId ? { pinnedInstanceId: t.pinnedInstanceId } : {}),
-      ...(t.subnets ? { subnets: t.subnets } : {}),
-      ...(td.runtimePlatform?.cpuArchitecture ? { architecture: td.runtimePlatform.cpuArchitecture } : {}),
-      privilegedCapabilities: requestedPrivilegedCapabilities(td),
-    };
   }
 
   private failTask(scope: string, t: TaskRecord, reason: string): void {
@@ -173,83 +133,215 @@ export class Scheduler {
   }
 
   private placeCluster(scope: string, cluster: string, tasks: TaskRecord[]): void {
-    const instances = this.o.ecs.containerInstances.ofCluster(scope, cluster).filter((ci) => this.o.ecs.containerInstances.isLive(ci));
-    const snaps = instances.map((ci) => this.snapshot(scope, ci));
-    // Capacity that is on its way (launched, agent not registered yet) also counts.
-    const incoming = snaps.filter((s, i) => instances[i]!.status === 'REGISTERING').map((s) => ({ ...s, active: true }));
+    const { ecs } = this.o;
+    const instances = ecs.containerInstances.ofCluster(scope, cluster).filter((ci) => ecs.containerInstances.isLive(ci));
+    const snaps = instanceSnapshots(instances, tasks);
+    // Instances on their way (launched, agent not registered yet) take part in placement
+    // as if ready, so that spread counts them; a task placed there waits for its agent.
+    // Their agents have not reported attributes yet: assume what every agent reports.
+    // So do instances whose agent is briefly away (restarting, or this control plane
+    // restarted): new capacity is launched only once they count as lost.
+    const now = this.o.clock.now();
+    const registering = new Set(instances.filter((ci) => ci.status === 'REGISTERING'
+      || (ci.status === 'ACTIVE' && !ci.agentConnected && now - (ci.agentLastSeenAt ?? ci.launchedAt) < this.o.heartbeatTimeoutMs)).map((ci) => ci.id));
+    const expected = AGENT_CAPABILITIES.map((name) => ({ name }));
+    const engine = new PlacementEngine(snaps
+      .filter((s) => (s.status === 'ACTIVE' && s.agentConnected) || registering.has(s.id))
+      .map((s) => (registering.has(s.id) ? { ...s, status: 'ACTIVE', agentConnected: true, attributes: expected } : s)));
     const waiting = tasks.filter((t) => t.desiredStatus === 'RUNNING' && !t.containerInstanceId)
       .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    const pending = new Map<string, { task: TaskRecord; request: TaskRequest }[]>();
+    const providers = new Map<string, CapacityProviderRecord | undefined>();
+    const providerOf = (name: string) => {
+      if (!providers.has(name)) providers.set(name, ecs.capacityProviders.get(scope, name));
+      return providers.get(name);
+    };
     for (const t of waiting) {
-      const td = this.o.ecs.taskDefinitions.get(scope, t.family, t.revision);
+      const td = ecs.taskDefinitions.get(scope, t.family, t.revision);
       if (!td) { this.failTask(scope, t, 'Task definition no longer exists.'); continue; }
-      const d = this.demand(t, td.body);
-      const placed = place(d, snaps);
-      if (placed.instance) {
-        reserve(d, placed.instance);
-        this.assign(scope, t, placed.instance);
-        continue;
-      }
-      if (t.pinnedInstanceId) {
-        this.setWaiting(scope, t, `Instance cannot take the task: ${Object.keys(placed.reasons).join(', ')}`);
-        continue;
-      }
-      const onTheWay = place(d, incoming);
-      if (onTheWay.instance) { reserve(d, onTheWay.instance); continue; }
-      const provider = this.o.ecs.capacityProviders.get(scope, t.capacityProviderName);
+      const provider = providerOf(t.capacityProviderName);
       if (!provider || provider.status !== 'ACTIVE') { this.failTask(scope, t, `Capacity provider ${t.capacityProviderName} is not ACTIVE.`); continue; }
+      const request = taskRequest(t, td.body, provider.managedInstancesProvider.instanceLaunchTemplate.fipsEnabled === true);
+      // A task already waiting for a planned instance keeps its place there.
+      let placed = t.awaitingInstanceId && !t.pinnedInstanceId
+        ? engine.place({ ...request, pinnedInstanceId: t.awaitingInstanceId }) : undefined;
+      if (placed?.placed) engine.reserve(request, placed.instanceId);
+      else placed = engine.placeAndReserve(request);
+      if (placed.placed) {
+        if (registering.has(placed.instanceId)) this.setWaiting(scope, t, `Waiting for instance ${placed.instance.ec2InstanceId} to start.`, placed.instanceId);
+        else this.assign(scope, t, placed.instanceId, placed.availabilityZone);
+        continue;
+      }
+      if (t.pinnedInstanceId) { this.setWaiting(scope, t, placed.failure.message); continue; }
       const blocker = this.launchBlocker(provider);
       if (blocker) { this.failTask(scope, t, blocker); continue; }
-      if (d.privilegedCapabilities.length) {
-        const allowed = this.o.ecs.capacityProviders.settings(provider).privilegedCapabilities;
-        const missing = d.privilegedCapabilities.filter((c) => !(allowed as string[]).includes(c));
-        if (missing.length) {
-          this.failTask(scope, t, `Task definition ${t.family}:${t.revision} adds the Linux capabilit${missing.length === 1 ? 'y' : 'ies'} ${missing.join(', ')}, which capacity provider ${provider.name} does not allow. Allow ${missing.length === 1 ? 'it' : 'them'} with the tag berth:privileged-capabilities on the capacity provider (e.g. ${missing.join('+')}).`);
-          continue;
-        }
-      }
-      const arch = d.architecture === 'ARM64' ? 'arm64' : d.architecture === 'X86_64' ? 'x86_64' : this.hostArch;
-      if (arch !== this.hostArch) { this.failTask(scope, t, `The task requires ${d.architecture}, but this host can only run ${this.hostArch} instances.`); continue; }
-      const types = selectableTypes(provider.managedInstancesProvider.instanceLaunchTemplate.instanceRequirements, this.hostArch);
-      const type = cheapestFitting(types, d.cpu, d.memory);
-      if (!type) {
-        const biggest = types.reduce<{ cpu: number; mem: number }>((m, x) => ({ cpu: Math.max(m.cpu, registeredCpu(x)), mem: Math.max(m.mem, registeredMemory(x)) }), { cpu: 0, mem: 0 });
-        this.failTask(scope, t, types.length === 0
-          ? `No instance type satisfies capacity provider ${provider.name}'s instanceRequirements on this host (${this.hostArch}).`
-          : `RESOURCE:${d.cpu > biggest.cpu ? 'CPU' : 'MEMORY'}: the task needs ${d.cpu} CPU units and ${d.memory} MiB, more than the largest instance type the capacity provider allows (${biggest.cpu} CPU units, ${biggest.mem} MiB).`);
-        continue;
-      }
-      const subnetCounts = new Map<string, number>();
-      for (const ci of instances) subnetCounts.set(ci.subnetId, (subnetCounts.get(ci.subnetId) ?? 0) + 1);
-      const subnets = provider.managedInstancesProvider.instanceLaunchTemplate.networkConfiguration.subnets ?? [];
-      const candidates = subnets.map((s, i) => ({ s, i })).filter(({ s }) => !d.subnets || d.subnets.includes(s));
-      const pick = candidates.sort((a, b) => (subnetCounts.get(a.s) ?? 0) - (subnetCounts.get(b.s) ?? 0) || a.i - b.i)[0];
-      const ci = this.o.fleet.launch(scope, provider, type, pick?.i ?? 0);
-      instances.push(ci);
-      const snap = { ...this.snapshot(scope, ci), active: true };
-      reserve(d, snap);
-      incoming.push(snap);
-      this.setWaiting(scope, t, `Waiting for instance ${ci.ec2InstanceId} (${type.name}) to start.`);
+      const list = pending.get(provider.name) ?? [];
+      list.push({ task: t, request });
+      pending.set(provider.name, list);
+      if (t.serviceName && placed.failure.reason !== 'NO_INSTANCES') this.noteServicePlacement(scope, t, serviceEventMessage(t.serviceName, placed.failure));
+    }
+    for (const [name, list] of pending) this.scaleOut(scope, providerOf(name)!, instances, list);
+    this.scaleIn(scope, instances, snaps, tasks, pending);
+  }
+
+  /** Launches instances for tasks that fit nowhere, as the planner packs them. */
+  private scaleOut(scope: string, p: CapacityProviderRecord, instances: ContainerInstanceRecord[], list: { task: TaskRecord; request: TaskRequest }[]): void {
+    const template = p.managedInstancesProvider.instanceLaunchTemplate;
+    const settings = this.o.ecs.capacityProviders.settings(p);
+    const region = scope.split('/')[1]!;
+    const subnets = (template.networkConfiguration.subnets ?? []).map((subnetId, i) => ({ subnetId, availabilityZone: `${region}${'abcdef'[i % 6]}` }));
+    const instancesPerSubnet: Record<string, number> = {};
+    for (const ci of instances) if (ci.capacityProviderName === p.name) instancesPerSubnet[ci.subnetId] = (instancesPerSubnet[ci.subnetId] ?? 0) + 1;
+    const plan = planScaleOut({
+      provider: {
+        name: p.name,
+        types: selectableTypes(template.instanceRequirements, this.hostArch),
+        subnets,
+        singleTaskMode: settings.singleTaskMode,
+        privilegedCapabilities: settings.privilegedCapabilities,
+        fips: template.fipsEnabled === true,
+        attributes: AGENT_CAPABILITIES.map((name) => ({ name })),
+      },
+      pending: list.map((x) => x.request),
+      instancesPerSubnet,
+      maxLaunches: MAX_LAUNCHES_PER_PASS,
+    });
+    const byId = new Map(list.map((x) => [x.task.id, x.task] as const));
+    for (const u of plan.unplaceable) {
+      const t = byId.get(u.taskId)!;
+      this.failTask(scope, t, stoppedReason(u));
+    }
+    for (const l of plan.launches) {
+      const ci = this.o.fleet.launch(scope, p, l.instanceType, l.subnetIndex);
+      for (const id of l.taskIds) this.setWaiting(scope, byId.get(id)!, `Waiting for instance ${ci.ec2InstanceId} (${l.instanceType.name}) to start.`, ci.id);
     }
   }
 
-  private setWaiting(scope: string, t: TaskRecord, reason: string): void {
-    if (t.waitingReason === reason) return;
+  /** Idle instances go away after scaleInAfter; underutilised ones are drained first. */
+  private scaleIn(scope: string, instances: ContainerInstanceRecord[], snaps: InstanceSnapshot[], tasks: TaskRecord[], pending: Map<string, unknown[]>): void {
+    const { ecs, store } = this.o;
+    const now = this.o.clock.now();
+    const byProvider = new Map<string, ContainerInstanceRecord[]>();
+    for (const ci of instances) {
+      if (ci.status !== 'ACTIVE' && ci.status !== 'DRAINING') continue;
+      byProvider.set(ci.capacityProviderName, [...(byProvider.get(ci.capacityProviderName) ?? []), ci]);
+    }
+    const snapById = new Map(snaps.map((s) => [s.id, s] as const));
+    for (const [name, cis] of byProvider) {
+      const p = ecs.capacityProviders.get(scope, name);
+      if (!p || p.status !== 'ACTIVE') continue;
+      const input: ScaleInInstance[] = cis.map((ci) => {
+        const on = tasks.filter((t) => t.containerInstanceId === ci.id && t.lastStatus !== 'STOPPED');
+        return {
+          snapshot: snapById.get(ci.id)!,
+          tasks: on.map((t) => {
+            const td = ecs.taskDefinitions.get(scope, t.family, t.revision);
+            return { request: taskRequest(t, td?.body ?? {}, false), standalone: !t.serviceName, protected: (t.protectedUntil ?? 0) > now };
+          }),
+          ...(ci.idleSince !== undefined ? { idleSince: ci.idleSince } : {}),
+          ...(ci.underutilisedSince !== undefined ? { underutilisedSince: ci.underutilisedSince } : {}),
+          ...(ci.lastTaskStartedAt !== undefined ? { lastTaskStartedAt: ci.lastTaskStartedAt } : {}),
+        };
+      });
+      const d = decideScaleIn({
+        instances: input, scaleInAfter: p.managedInstancesProvider.infrastructureOptimization?.scaleInAfter, now,
+        pendingTasks: pending.get(name)?.length ?? 0,
+      });
+      store.tx(() => {
+        const idle = new Set(d.idle);
+        const under = new Set(d.underutilised);
+        for (const ci of cis) {
+          const cur = ecs.containerInstances.get(scope, ci.id)!;
+          const idleSince = idle.has(ci.id) ? (cur.idleSince ?? now) : undefined;
+          const underSince = under.has(ci.id) ? (cur.underutilisedSince ?? now) : undefined;
+          if (cur.idleSince === idleSince && cur.underutilisedSince === underSince) continue;
+          if (idleSince === undefined) delete cur.idleSince; else cur.idleSince = idleSince;
+          if (underSince === undefined) delete cur.underutilisedSince; else cur.underutilisedSince = underSince;
+          ecs.containerInstances.save(scope, cur);
+        }
+        for (const x of d.drain) {
+          const cur = ecs.containerInstances.get(scope, x.instanceId)!;
+          cur.status = 'DRAINING';
+          cur.statusReason = x.reason;
+          ecs.containerInstances.save(scope, cur);
+          this.o.log(`scheduler: draining ${cur.ec2InstanceId}: ${x.reason}`);
+        }
+        for (const x of d.deregister) {
+          const cur = ecs.containerInstances.get(scope, x.instanceId)!;
+          cur.status = 'INACTIVE';
+          cur.statusReason = x.reason;
+          ecs.containerInstances.save(scope, cur);
+          this.o.log(`scheduler: scaling in ${cur.ec2InstanceId}: ${x.reason}`);
+        }
+      });
+      if (d.nextCheckAt !== undefined) this.wakeAt(d.nextCheckAt);
+    }
+  }
+
+  /**
+   * Whether a new task can never run (bigger than any type its provider may launch, a
+   * capability or architecture the provider cannot offer): then RunTask reports a failure.
+   */
+  precheck(scope: string, t: TaskRecord): { reason: string; detail: string } | undefined {
+    const td = this.o.ecs.taskDefinitions.get(scope, t.family, t.revision);
+    const p = this.o.ecs.capacityProviders.get(scope, t.capacityProviderName);
+    if (!td || !p) return undefined;
+    const template = p.managedInstancesProvider.instanceLaunchTemplate;
+    const settings = this.o.ecs.capacityProviders.settings(p);
+    const plan = planScaleOut({
+      provider: {
+        name: p.name, types: selectableTypes(template.instanceRequirements, this.hostArch),
+        subnets: (template.networkConfiguration.subnets ?? []).map((subnetId) => ({ subnetId, availabilityZone: 'any' })),
+        singleTaskMode: settings.singleTaskMode, privilegedCapabilities: settings.privilegedCapabilities,
+        fips: template.fipsEnabled === true, attributes: AGENT_CAPABILITIES.map((name) => ({ name })),
+      },
+      pending: [taskRequest(t, td.body, template.fipsEnabled === true)],
+      maxLaunches: 1,
+    });
+    const u = plan.unplaceable[0];
+    return u && { reason: u.reason, detail: u.message };
+  }
+
+  /** Wakes a pass at `at` on the scheduler's clock (one timer per distinct time). */
+  private wakeAt(at: number): void {
+    if (this.wakeTimes.has(at)) return;
+    this.wakeTimes.add(at);
+    this.o.clock.after(Math.max(0, at - this.o.clock.now()) + 5, () => { this.wakeTimes.delete(at); this.wake(); });
+  }
+
+  private noteServicePlacement(scope: string, t: TaskRecord, message: string): void {
+    this.setWaiting(scope, t, message);
+  }
+
+  private setWaiting(scope: string, t: TaskRecord, reason: string, awaitingInstanceId?: string): void {
+    if (t.waitingReason === reason && t.awaitingInstanceId === awaitingInstanceId) return;
     this.o.store.tx(() => {
       const cur = this.o.ecs.tasks.get(scope, t.id);
       if (!cur) return;
       cur.waitingReason = reason;
+      if (awaitingInstanceId) cur.awaitingInstanceId = awaitingInstanceId;
       this.o.ecs.tasks.save(scope, cur);
     });
   }
 
-  private assign(scope: string, t: TaskRecord, snap: InstanceSnapshot): void {
+  private assign(scope: string, t: TaskRecord, instanceId: string, availabilityZone: string): void {
+    const now = this.o.clock.now();
     this.o.store.tx(() => {
       const cur = this.o.ecs.tasks.get(scope, t.id);
       if (!cur || cur.containerInstanceId || cur.desiredStatus !== 'RUNNING') return;
-      cur.containerInstanceId = snap.id;
-      cur.availabilityZone = snap.availabilityZone;
+      cur.containerInstanceId = instanceId;
+      cur.availabilityZone = availabilityZone;
       delete cur.waitingReason;
+      delete cur.awaitingInstanceId;
       this.o.ecs.tasks.save(scope, cur);
+      const ci = this.o.ecs.containerInstances.get(scope, instanceId);
+      if (ci) {
+        // A task start restarts the instance's scale-in timers.
+        ci.lastTaskStartedAt = now;
+        delete ci.idleSince;
+        delete ci.underutilisedSince;
+        this.o.ecs.containerInstances.save(scope, ci);
+      }
     });
   }
 

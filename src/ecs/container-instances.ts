@@ -5,6 +5,7 @@ import { clientException, invalidParameter } from '../api/errors.js';
 import type { Attribute } from '../agent/protocol.js';
 import type { Store } from '../store/store.js';
 import type { Clusters } from './clusters.js';
+import { compileQuery, queryTarget, QueryError, type CompiledQuery } from '../placement/index.js';
 import { ecsArn, pageSize, paginate, resolveRef, seconds, sk, type Tag } from './common.js';
 
 export type ContainerInstanceStatus = 'REGISTERING' | 'REGISTRATION_FAILED' | 'ACTIVE' | 'DRAINING' | 'DEREGISTERING' | 'INACTIVE';
@@ -40,6 +41,10 @@ export interface ContainerInstanceRecord {
   bootstrapTokenHash?: string;
   credentialHash?: string;
   terminatedAt?: number;
+  /** Scale-in timers: when it became idle or underutilised, and when a task last started on it. */
+  idleSince?: number;
+  underutilisedSince?: number;
+  lastTaskStartedAt?: number;
   /** The provider's settings when the instance was launched (later changes apply to new instances). */
   launchConfig?: { singleTaskMode: boolean; privilegedCapabilities: string[]; fips: boolean };
 }
@@ -138,10 +143,21 @@ export class ContainerInstances {
   list(ctx: RequestContext, input: { cluster?: string; filter?: string; status?: ContainerInstanceStatus; maxResults?: number; nextToken?: string }) {
     const c = this.clusters.require(ctx, input.cluster);
     const max = pageSize(input.maxResults, 100);
-    if (input.filter !== undefined) throw invalidParameter('Cluster query language filters are not supported on ListContainerInstances yet; filter by status instead.');
+    let query: CompiledQuery | undefined;
+    if (input.filter !== undefined) {
+      try { query = compileQuery(input.filter); } catch (e) {
+        if (e instanceof QueryError) throw invalidParameter(`filter: ${e.message}`);
+        throw e;
+      }
+    }
     const scope = sk(ctx.scope);
     const all = this.ofCluster(scope, c.clusterName)
-      .filter((ci) => (input.status ? ci.status === input.status : ci.status === 'ACTIVE' || ci.status === 'DRAINING'));
+      .filter((ci) => (input.status ? ci.status === input.status : ci.status === 'ACTIVE' || ci.status === 'DRAINING'))
+      .filter((ci) => !query || query(queryTarget({
+        attributes: ci.attributes, availabilityZone: ci.availabilityZone, subnetId: ci.subnetId, instanceType: ci.instanceType,
+        agentConnected: ci.agentConnected, ec2InstanceId: ci.ec2InstanceId, runningTasksCount: this.usage(scope, ci.id).running,
+        ...(ci.agentVersion ? { agentVersion: ci.agentVersion } : {}), ...(ci.registeredAt ? { registeredAt: ci.registeredAt } : {}),
+      })));
     const { page, nextToken } = paginate(all, (ci) => ci.id, max, input.nextToken);
     return { containerInstanceArns: page.map((ci) => ci.containerInstanceArn), ...(nextToken ? { nextToken } : {}) };
   }

@@ -11,6 +11,7 @@ import { normalizeStrategy, validateStrategy, type StrategyItem } from './strate
 import { managedInstancesProblems, type Json } from './task-definition-rules.js';
 import type { TaskDefinitions } from './task-definitions.js';
 import type { RolloutState } from '../controllers/service-decisions.js';
+import { placementConstraintsProblem, strategyProblem } from '../placement/index.js';
 
 export interface DeploymentRecord {
   id: string;
@@ -176,6 +177,8 @@ export class Services {
       if (dc.alarms?.enable) throw invalidParameter('CloudWatch alarms for deployments are not supported by Berth.');
     }
     if (input.desiredCount !== undefined && input.desiredCount < 0) throw invalidParameter('desiredCount must be 0 or greater.');
+    const placementProblem = placementConstraintsProblem(input.placementConstraints ?? []) ?? strategyProblem(input.placementStrategy ?? []);
+    if (placementProblem) throw invalidParameter(placementProblem);
     if (input.healthCheckGracePeriodSeconds !== undefined && input.healthCheckGracePeriodSeconds < 0) throw invalidParameter('healthCheckGracePeriodSeconds must be 0 or greater.');
     if (input.capacityProviderStrategy?.length) validateStrategy(input.capacityProviderStrategy, 'capacityProviderStrategy');
     validateTags(input.tags ?? []);

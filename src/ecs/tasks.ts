@@ -13,6 +13,7 @@ import { decodeToken, ecsArn, encodeToken, pageSize, resolveRef, seconds, sk, va
 import { normalizeStrategy, validateStrategy, type StrategyItem } from './strategy.js';
 import { managedInstancesProblems, parseTaskCpu, parseTaskMemory, type Json } from './task-definition-rules.js';
 import type { TaskDefinitionRecord, TaskDefinitions } from './task-definitions.js';
+import { placementConstraintsProblem, strategyProblem } from '../placement/index.js';
 
 export interface TaskContainerRecord {
   containerArn: string;
@@ -93,6 +94,10 @@ export interface TaskRecord {
   accounted?: boolean;
   placementConstraints?: Json[];
   placementStrategy?: Json[];
+  /** The instance launched for this task, while it waits for it. */
+  awaitingInstanceId?: string;
+  /** Task scale-in protection, until (epoch ms). */
+  protectedUntil?: number;
 }
 
 const KIND = 'task';
@@ -131,6 +136,8 @@ const newTaskId = () => randomBytes(16).toString('hex');
 export class Tasks {
   /** Wakes the scheduler when tasks need placing or stopping. */
   onChange: (scope: string, cluster: string) => void = () => {};
+  /** Says why a new task can never run, if it cannot (set by the scheduler). */
+  precheck: (scope: string, t: TaskRecord) => { reason: string; detail: string } | undefined = () => undefined;
 
   constructor(
     private readonly store: Store,
@@ -326,6 +333,8 @@ export class Tasks {
   }
 
   private checkCommon(ctx: RequestContext, input: Json): TaskDefinitionRecord {
+    const placementProblem = placementConstraintsProblem(input.placementConstraints ?? []) ?? strategyProblem(input.placementStrategy ?? []);
+    if (placementProblem) throw invalidParameter(placementProblem);
     if (input.launchType !== undefined && input.launchType !== 'MANAGED_INSTANCES') {
       throw invalidParameter(`launchType ${input.launchType} is not supported: Berth runs tasks on managed instances. Omit launchType and use a capacityProviderStrategy.`);
     }
@@ -337,9 +346,6 @@ export class Tasks {
     }
     if (input.group !== undefined && (input.group.length === 0 || input.group.length > 255)) throw invalidParameter('group must have between 1 and 255 characters.');
     validateTags(input.tags ?? []);
-    if (input.placementConstraints?.length || input.placementStrategy?.length) {
-      // Accepted in shape; the placement pipeline honours them.
-    }
     const td = this.taskDefinitions.resolve(ctx, input.taskDefinition);
     if (!td || td.status !== 'ACTIVE') {
       throw clientException(td ? `TaskDefinition is inactive: ${td.taskDefinitionArn}` : 'Unable to find task definition.');
@@ -382,13 +388,16 @@ export class Tasks {
         }
       }
       const tasks: TaskRecord[] = [];
+      const failures: Json[] = [];
       for (let i = 0; i < count; i++) {
         const t = this.newTask(ctx, input, cluster.clusterName, td, provider);
+        const never = this.precheck(scope, t);
+        if (never) { failures.push({ arn: this.providers.get(scope, provider)!.capacityProviderArn, ...never }); continue; }
         this.save(scope, t);
         tasks.push(t);
       }
       if (input.clientToken !== undefined) this.store.put(CLIENT_TOKEN, scope, input.clientToken, { taskIds: tasks.map((t) => t.id), at: ctx.clock.now() });
-      return { tasks: tasks.map((t) => this.view(scope, t)), failures: [] as Json[], cluster: cluster.clusterName };
+      return { tasks: tasks.map((t) => this.view(scope, t)), failures, cluster: cluster.clusterName };
     });
     if ('cluster' in result) this.onChange(scope, result.cluster as string);
     return { tasks: result.tasks, failures: result.failures };

@@ -224,17 +224,21 @@ test('awsvpc: the task gets its own network namespace and address, reachable fro
 
 test('a task that can never fit fails at once, saying why', async () => {
   const td = await register('huge', { memory: 4 * 1024 * 1024, command: ['true'] });
-  const arn = await run(td);
-  const t = await waitForStatus(ecs, cluster, arn, 'STOPPED', 10_000);
-  assert.match(t.stoppedReason!, /RESOURCE:MEMORY: the task needs .* more than the largest instance type/);
-  assert.equal(t.stopCode, 'TaskFailedToStart');
+  const r = berth.aws(['ecs', 'run-task', '--cluster', cluster, '--task-definition', td]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.json.tasks, []);
+  assert.equal(r.json.failures[0].reason, 'RESOURCE:MEMORY');
+  assert.match(r.json.failures[0].detail, /MiB/);
+  assert.match(r.json.failures[0].arn, /:capacity-provider\/e2e-cp$/);
 });
 
 test('a task needing a privileged capability fails on a default provider with a clear message', async () => {
   const td = await register('priv', { linuxParameters: { capabilities: { add: ['SYS_ADMIN'] } }, command: ['true'] });
-  const arn = await run(td);
-  const t = await waitForStatus(ecs, cluster, arn, 'STOPPED', 10_000);
-  assert.match(t.stoppedReason!, /CAP_SYS_ADMIN, which capacity provider e2e-cp does not allow.*berth:privileged-capabilities/);
+  const r = await ecs.send(new RunTaskCommand({ cluster, taskDefinition: td }));
+  assert.equal(r.tasks!.length, 0);
+  assert.equal(r.failures![0]!.reason, 'PRIVILEGED_CAPABILITY');
+  assert.match(r.failures![0]!.detail!, /CAP_SYS_ADMIN/);
+  assert.match(r.failures![0]!.detail!, /berth:privileged-capabilities/);
 });
 
 test('metrics show per-task cpu and memory', async () => {
