@@ -72,7 +72,8 @@ export class ControlPlane {
 
     this.fleet = new Fleet({
       store, ecs, provider: this.provider, clock, log,
-      agentCommand: [process.execPath, '--max-old-space-size=40', '--max-semi-space-size=1', agentMain],
+      // A small heap and one V8 worker thread keep the agent's memory per instance low.
+      agentCommand: [process.execPath, '--max-old-space-size=40', '--max-semi-space-size=1', '--v8-pool-size=1', agentMain],
       controlPlaneUrl: () => this.controlPlaneUrl,
       events: {
         changed: () => this.scheduler.wake(),

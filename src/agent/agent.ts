@@ -51,6 +51,8 @@ export class Agent {
   private readonly sentCursors = new Map<string, string>();
   private timers: NodeJS.Timeout[] = [];
   private readonly checkers = new Map<string, HealthChecker>();
+  /** The last report sent per task, so unchanged states are not sent again. */
+  private readonly lastReports = new Map<string, string>();
   private readonly now: () => number;
   private readonly exec: AgentExec;
 
@@ -92,6 +94,7 @@ export class Agent {
     const t = this.tasks.get(taskId);
     if (t) for (const c of Object.values(t.state.containers)) if (c.runtimeId) this.byRuntimeId.delete(c.runtimeId);
     this.tasks.delete(taskId);
+    this.lastReports.delete(taskId);
     rmSync(join(this.stateDir, `${taskId}.json`), { force: true });
   }
 
@@ -236,10 +239,13 @@ export class Agent {
           continue;
         }
         this.tasks.set(spec.taskId, { state: initialState(spec), logCursors: {} });
-        this.persist(spec.taskId);
         this.reportIfChanged(spec.taskId, true);
+        this.persist(spec.taskId);
       } else {
-        t.state.spec = { ...t.state.spec, desiredStatus: spec.desiredStatus, ...(spec.stopReason ? { stopReason: spec.stopReason } : {}), ...(spec.stopCode ? { stopCode: spec.stopCode } : {}) };
+        const cur = t.state.spec;
+        // Only a change of what the control plane wants is news; most messages repeat it.
+        if (cur.desiredStatus === spec.desiredStatus && cur.stopReason === (spec.stopReason ?? cur.stopReason) && cur.stopCode === (spec.stopCode ?? cur.stopCode)) continue;
+        t.state.spec = { ...cur, desiredStatus: spec.desiredStatus, ...(spec.stopReason ? { stopReason: spec.stopReason } : {}), ...(spec.stopCode ? { stopCode: spec.stopCode } : {}) };
         this.persist(spec.taskId);
       }
       this.kick(spec.taskId);
@@ -274,10 +280,10 @@ export class Agent {
       const steps = nextSteps(t.state);
       // Cleaning up deletes the containers' logs: only once the control plane has them all.
       const waiting = steps.length > 0 && steps.every((s) => s.kind === 'cleanup') && !this.connected;
-      if (steps.length === 0 || waiting) { this.reportIfChanged(taskId); return; }
+      if (steps.length === 0 || waiting) { if (this.reportIfChanged(taskId)) this.persist(taskId); return; }
       await Promise.all(steps.map((s) => this.run(taskId, t.state, s)));
-      this.persist(taskId);
       this.reportIfChanged(taskId);
+      this.persist(taskId);
     }
   }
 
@@ -388,16 +394,18 @@ export class Agent {
     this.kick(taskId);
   }
 
-  private reportIfChanged(taskId: string, force = false): void {
+  /** Sends the task's report when it changed; true when its state changed (the caller persists). */
+  private reportIfChanged(taskId: string, force = false): boolean {
     const t = this.tasks.get(taskId);
-    if (!t) return;
+    if (!t) return false;
     const status: TaskStatus = currentStatus(t.state);
     const r = report(t.state, status);
     const key = JSON.stringify(r);
-    if (!force && (t as StoredTask & { lastReport?: string }).lastReport === key) return;
+    if (!force && this.lastReports.get(taskId) === key) return false;
+    const changed = t.state.reported !== status;
     t.state.reported = status;
-    if (this.send({ type: 'task', report: r })) (t as StoredTask & { lastReport?: string }).lastReport = key;
-    this.persist(taskId);
+    if (this.send({ type: 'task', report: r })) this.lastReports.set(taskId, key);
+    return changed;
   }
 
   // Logs and metrics ---------------------------------------------------------------------

@@ -74,8 +74,12 @@ export async function createRuncDriver(o: { dataDir: string; log: (line: string)
       return id;
     },
     async start(id: string): Promise<void> {
-      const s = await runtime.state(id);
-      if (s.status === 'created') await runtime.start(id);
+      try {
+        await runtime.start(id);
+      } catch (e) {
+        // Already started (e.g. by an agent that died right after): not an error.
+        if ((await runtime.state(id)).status === 'created') throw e;
+      }
     },
     async stop(id: string, timeoutSeconds: number): Promise<void> {
       // The runtime waits out the grace period; the exit arrives as an event.

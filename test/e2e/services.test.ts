@@ -98,7 +98,7 @@ test('killing a container\'s process makes the service replace the task', async 
   const id = taskId(victim!.taskArn!);
   const pids = taskPids(id);
   assert.ok(pids.length > 0, 'container process not found');
-  for (const p of pids) process.kill(p, 'SIGKILL');
+  for (const p of pids) { try { process.kill(p, 'SIGKILL'); } catch { /* already gone */ } }
   const replaced = await waitFor('a replacement', async () => {
     const tasks = await serviceTasks('web');
     return tasks.length === 6 && !tasks.some((t) => taskId(t.taskArn!) === id) && tasks.every((t) => t.lastStatus === 'RUNNING') ? tasks : undefined;

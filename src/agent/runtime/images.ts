@@ -35,13 +35,19 @@ export interface ImageStoreOptions {
   /** Registries (as named, or their dialled address) spoken to over HTTP or unverified TLS. */
   insecureRegistries?: string[];
   timeoutMs?: number;
+  /** How long a tag's resolved digest is reused before the registry is asked again (ms). */
+  tagCacheMs?: number;
 }
+
+/** A tag is resolved against its registry at most this often per instance. */
+export const DEFAULT_TAG_CACHE_MS = 30_000;
 
 const MANIFEST_LIST_TYPES = new Set([
   'application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json',
 ]);
 
 export class ImageStore {
+  private readonly tags = new Map<string, { digest: string; at: number }>();
   private readonly root: string;
   private readonly layout: string;
   private readonly tmp: string;
@@ -101,6 +107,24 @@ export class ImageStore {
   }
 
   private async pullOnce(ref: ImageRef): Promise<PulledImage> {
+    // Content named by digest needs no registry once it is here; a tag resolved lately is
+    // trusted for tagCacheMs (a burst of task starts asks the registry once).
+    if (ref.digest) {
+      const local = this.get(ref.digest, ref.original);
+      if (local) return local;
+    } else {
+      const known = this.tags.get(ref.original);
+      if (known && Date.now() - known.at < (this.opts.tagCacheMs ?? DEFAULT_TAG_CACHE_MS)) {
+        const local = this.get(known.digest, ref.original);
+        if (local) return local;
+      }
+    }
+    const pulled = await this.resolveAndPull(ref);
+    if (!ref.digest) this.tags.set(ref.original, { digest: pulled.digest, at: Date.now() });
+    return pulled;
+  }
+
+  private async resolveAndPull(ref: ImageRef): Promise<PulledImage> {
     const skopeo = this.opts.skopeo ?? 'skopeo';
     const timeoutMs = this.opts.timeoutMs ?? 10 * 60_000;
     const source = pullSource(ref, this.forwards, this.insecure);
