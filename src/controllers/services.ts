@@ -64,7 +64,7 @@ export class ServiceController {
     return store.tx(() => {
       const s = ecs.services.get(scope, cluster, name)!;
       const before = JSON.stringify(s);
-      const all = ecs.tasks.ofCluster(scope, cluster).filter((t) => t.serviceName === name);
+      const all = [...ecs.tasks.ofCluster(scope, cluster), ...ecs.tasks.unaccounted(scope, cluster)].filter((t) => t.serviceName === name);
       const instances = new Map(ecs.containerInstances.ofCluster(scope, cluster).map((ci) => [ci.id, ci] as const));
 
       // Stops the scheduler or a user did not ask for are failures.

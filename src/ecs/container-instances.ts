@@ -75,15 +75,18 @@ export class ContainerInstances {
 
   save(scope: string, ci: ContainerInstanceRecord): void {
     ci.version++;
-    this.store.put(KIND, scope, ci.id, ci, ci.cluster);
+    // Terminated instances are filed apart, so passes over the fleet skip them.
+    this.store.put(KIND, scope, ci.id, ci, ci.cluster, ci.ec2State === 'terminated' ? 'gone' : 'live');
   }
 
+  /** The cluster's instances that are not terminated. */
   ofCluster(scope: string, cluster: string): ContainerInstanceRecord[] {
-    return this.store.list<ContainerInstanceRecord>(KIND, scope, { parent: cluster });
+    return this.store.list<ContainerInstanceRecord>(KIND, scope, { parent: cluster, tag: 'live' });
   }
 
+  /** Every instance that is not terminated, in every scope. */
   all(): { scope: string; ci: ContainerInstanceRecord }[] {
-    return this.store.listAll<ContainerInstanceRecord>(KIND).map(({ scope, body }) => ({ scope, ci: body }));
+    return this.store.listAll<ContainerInstanceRecord>(KIND, 'live').map(({ scope, body }) => ({ scope, ci: body }));
   }
 
   isLive(ci: ContainerInstanceRecord): boolean {

@@ -101,6 +101,11 @@ export interface TaskRecord {
 }
 
 const KIND = 'task';
+// Tasks are filed by lifecycle, so that passes over live tasks ignore the stopped ones.
+const LIVE = 'live';
+const STOPPED = 'stopped';
+const UNACCOUNTED = 'stopped-unaccounted';
+const tagOf = (t: TaskRecord) => (t.lastStatus !== 'STOPPED' ? LIVE : t.serviceName && !t.accounted ? UNACCOUNTED : STOPPED);
 const CLIENT_TOKEN = 'run-task-token';
 
 /** CPU units, MiB and ports a task needs, from its definition and overrides. */
@@ -147,7 +152,7 @@ export class Tasks {
     private readonly instances: ContainerInstances,
   ) {
     instances.usage = (scope, id) => this.usage(scope, id);
-    taskDefinitions.inUse = (scope, arn) => this.store.listAll<TaskRecord>(KIND).some((t) => t.scope === scope && t.body.taskDefinitionArn === arn && t.body.lastStatus !== 'STOPPED');
+    taskDefinitions.inUse = (scope, arn) => this.store.listAll<TaskRecord>(KIND, LIVE).some((t) => t.scope === scope && t.body.taskDefinitionArn === arn);
   }
 
   get(scope: string, id: string): TaskRecord | undefined {
@@ -156,15 +161,27 @@ export class Tasks {
 
   save(scope: string, t: TaskRecord): void {
     t.version++;
-    this.store.put(KIND, scope, t.id, t, t.cluster);
+    this.store.put(KIND, scope, t.id, t, t.cluster, tagOf(t));
   }
 
+  /** The cluster's tasks that are not STOPPED. */
   ofCluster(scope: string, cluster: string): TaskRecord[] {
-    return this.store.list<TaskRecord>(KIND, scope, { parent: cluster });
+    return this.store.list<TaskRecord>(KIND, scope, { parent: cluster, tag: LIVE });
   }
 
+  /** Stopped service tasks the service controller has not looked at yet. */
+  unaccounted(scope: string, cluster: string): TaskRecord[] {
+    return this.store.list<TaskRecord>(KIND, scope, { parent: cluster, tag: UNACCOUNTED });
+  }
+
+  /** The cluster's STOPPED tasks (kept for an hour). */
+  stoppedOfCluster(scope: string, cluster: string): TaskRecord[] {
+    return [...this.unaccounted(scope, cluster), ...this.store.list<TaskRecord>(KIND, scope, { parent: cluster, tag: STOPPED })];
+  }
+
+  /** Every task that is not STOPPED, in every scope. */
   all(): { scope: string; task: TaskRecord }[] {
-    return this.store.listAll<TaskRecord>(KIND).map(({ scope, body }) => ({ scope, task: body }));
+    return this.store.listAll<TaskRecord>(KIND, LIVE).map(({ scope, body }) => ({ scope, task: body }));
   }
 
   onInstance(scope: string, cluster: string, instanceId: string): TaskRecord[] {
@@ -496,7 +513,10 @@ export class Tasks {
     }
     if (input.serviceName !== undefined && input.startedBy !== undefined) throw invalidParameter('serviceName and startedBy cannot be used together.');
     const after = decodeToken(input.nextToken);
-    const matching = this.ofCluster(sk(ctx.scope), cluster.clusterName).filter((t) =>
+    const candidates = desired === 'STOPPED'
+      ? [...this.ofCluster(sk(ctx.scope), cluster.clusterName), ...this.stoppedOfCluster(sk(ctx.scope), cluster.clusterName)].sort((a, b) => (a.id < b.id ? -1 : 1))
+      : this.ofCluster(sk(ctx.scope), cluster.clusterName);
+    const matching = candidates.filter((t) =>
       t.desiredStatus === desired
       && (instanceId === undefined || t.containerInstanceId === instanceId)
       && (input.family === undefined || t.family === input.family)
@@ -549,7 +569,7 @@ export class Tasks {
   /** Forgets stopped tasks after ECS's retention (at least an hour). */
   reapStopped(now: number, retentionMs = 60 * 60 * 1000): number {
     let n = 0;
-    for (const { scope, task } of this.all()) {
+    for (const { scope, body: task } of this.store.listAll<TaskRecord>(KIND, STOPPED)) {
       if (task.lastStatus === 'STOPPED' && (task.stoppedAt ?? 0) < now - retentionMs) { this.store.delete(KIND, scope, task.id); n++; }
     }
     return n;

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 
 export interface ListOptions {
   parent?: string;
+  /** Only documents filed under this tag (see `put`). */
+  tag?: string;
   /** Only ids starting with this prefix. */
   prefix?: string;
   /** Only ids strictly after (or before, when `desc`) this one. */
@@ -18,13 +20,17 @@ export interface ListOptions {
 
 export interface Store {
   get<T>(kind: string, scope: string, id: string): T | undefined;
-  put<T>(kind: string, scope: string, id: string, body: T, parent?: string | null): void;
+  /**
+   * `tag` files a document in a bucket (e.g. `live` / `stopped`) so that hot paths list only
+   * the bucket they need, however many others accumulate.
+   */
+  put<T>(kind: string, scope: string, id: string, body: T, parent?: string | null, tag?: string | null): void;
   delete(kind: string, scope: string, id: string): boolean;
   list<T>(kind: string, scope: string, opts?: ListOptions): T[];
   /** Like `list`, but only the named top-level fields (and the id) of each document. */
   listFields<T>(kind: string, scope: string, fields: string[], opts?: ListOptions): (T & { id: string })[];
-  /** Every document of a kind in every scope (for controllers and start-up). */
-  listAll<T>(kind: string): { scope: string; id: string; body: T }[];
+  /** Every document of a kind in every scope (for controllers and start-up), or of one tag. */
+  listAll<T>(kind: string, tag?: string): { scope: string; id: string; body: T }[];
   count(kind: string, scope: string, parent?: string): number;
   /** A strictly increasing number per name, durable across restarts. */
   nextSequence(name: string): number;
@@ -87,6 +93,11 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (stream_id, source, "offset")
    ) WITHOUT ROWID;
    CREATE INDEX log_ingest_marks_by_at ON log_ingest_marks(at);`,
+  // Buckets of a kind (e.g. live and stopped tasks), so passes skip what accumulates.
+  `ALTER TABLE docs ADD COLUMN tag TEXT;
+   CREATE INDEX docs_by_tag ON docs(kind, tag, scope, parent, id);
+   UPDATE docs SET tag = CASE WHEN json_extract(body, '$.lastStatus') = 'STOPPED' THEN 'stopped' ELSE 'live' END WHERE kind = 'task';
+   UPDATE docs SET tag = CASE WHEN json_extract(body, '$.ec2State') = 'terminated' THEN 'gone' ELSE 'live' END WHERE kind = 'container-instance';`,
 ];
 
 export class SqliteStore implements Store {
@@ -105,10 +116,11 @@ export class SqliteStore implements Store {
     const db = this.db;
     this.stmts = {
       get: db.prepare('SELECT body FROM docs WHERE kind = ? AND scope = ? AND id = ?').pluck(),
-      put: db.prepare(`INSERT INTO docs (kind, scope, id, parent, body) VALUES (?, ?, ?, ?, ?)
-                       ON CONFLICT (kind, scope, id) DO UPDATE SET parent = excluded.parent, body = excluded.body`),
+      put: db.prepare(`INSERT INTO docs (kind, scope, id, parent, body, tag) VALUES (?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (kind, scope, id) DO UPDATE SET parent = excluded.parent, body = excluded.body, tag = excluded.tag`),
       del: db.prepare('DELETE FROM docs WHERE kind = ? AND scope = ? AND id = ?'),
       all: db.prepare('SELECT scope, id, body FROM docs WHERE kind = ?'),
+      allTagged: db.prepare('SELECT scope, id, body FROM docs WHERE kind = ? AND tag = ?'),
       count: db.prepare('SELECT count(*) FROM docs WHERE kind = ? AND scope = ?').pluck(),
       countParent: db.prepare('SELECT count(*) FROM docs WHERE kind = ? AND scope = ? AND parent = ?').pluck(),
       seq: db.prepare(`INSERT INTO sequences (name, value) VALUES (?, 1)
@@ -131,8 +143,8 @@ export class SqliteStore implements Store {
     return body === undefined ? undefined : (JSON.parse(body) as T);
   }
 
-  put<T>(kind: string, scope: string, id: string, body: T, parent: string | null = null): void {
-    this.stmts.put.run(kind, scope, id, parent, JSON.stringify(body));
+  put<T>(kind: string, scope: string, id: string, body: T, parent: string | null = null, tag: string | null = null): void {
+    this.stmts.put.run(kind, scope, id, parent, JSON.stringify(body), tag);
   }
 
   delete(kind: string, scope: string, id: string): boolean {
@@ -154,6 +166,7 @@ export class SqliteStore implements Store {
   private select(columns: string, kind: string, scope: string, opts: ListOptions, pluck: boolean): unknown[] {
     const where = ['kind = ?', 'scope = ?'];
     const args: unknown[] = [kind, scope];
+    if (opts.tag !== undefined) { where.push('tag = ?'); args.push(opts.tag); }
     if (opts.parent !== undefined) { where.push('parent = ?'); args.push(opts.parent); }
     if (opts.prefix) { where.push('id >= ? AND id < ?'); args.push(opts.prefix, opts.prefix + '\u{10FFFF}'); }
     if (opts.after !== undefined) { where.push(opts.desc ? 'id < ?' : 'id > ?'); args.push(opts.after); }
@@ -164,8 +177,9 @@ export class SqliteStore implements Store {
     return stmt.all(...args);
   }
 
-  listAll<T>(kind: string): { scope: string; id: string; body: T }[] {
-    return (this.stmts.all.all(kind) as { scope: string; id: string; body: string }[])
+  listAll<T>(kind: string, tag?: string): { scope: string; id: string; body: T }[] {
+    const rows = tag === undefined ? this.stmts.all.all(kind) : this.stmts.allTagged.all(kind, tag);
+    return (rows as { scope: string; id: string; body: string }[])
       .map((r) => ({ scope: r.scope, id: r.id, body: JSON.parse(r.body) as T }));
   }
 

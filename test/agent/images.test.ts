@@ -56,7 +56,11 @@ describe('image pulls', { skip: cannotRunContainers() }, () => {
   });
 
   it('refuses content whose digest does not match the reference', async () => {
-    // A lying registry: serves the same manifest whatever digest is asked for.
+    // A lying registry: serves the same manifest whatever digest is asked for. The digest
+    // asked for must not be here already (content present by digest needs no registry).
+    const wanted = buildImage({ cmd: ['never-pulled'] });
+    const wantedDigest = wanted.digest;
+    wanted.cleanup();
     const other = buildImage({ cmd: ['other'] });
     const manifest = readFileSync(join(other.layout, 'blobs', 'sha256', other.digest.slice(7)));
     other.cleanup();
@@ -72,7 +76,7 @@ describe('image pulls', { skip: cannotRunContainers() }, () => {
     });
     await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
     try {
-      await assert.rejects(sb.images.pull(`127.0.0.1:${port}/liar@${digest}`),
+      await assert.rejects(sb.images.pull(`127.0.0.1:${port}/liar@${wantedDigest}`),
         (e: unknown) => e instanceof CannotPullContainerError && e.kind === 'digest-mismatch');
     } finally {
       server.close();
