@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { ApiError, invalidSignature, requestTooLarge, toApiError, unknownOperation } from './errors.js';
 import { verifySigV4 } from './sigv4.js';
 import { invokeJson, type JsonService } from './json-protocol.js';
+import { invokeQuery, serializeQueryError, serializeQueryOutput, type QueryService } from './query-protocol.js';
 import type { ApiMetrics } from './metrics.js';
 import type { RequestContext } from './context.js';
 import type { Clock } from '../domain/clock.js';
@@ -17,6 +18,8 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface ApiServerOptions {
   jsonServices: JsonService[];
+  /** AWS Query services (EC2, IAM, STS), told apart by the signature's service name. */
+  queryServices?: QueryService[];
   credentials: Credentials;
   clock: Clock;
   metrics: ApiMetrics;
@@ -25,6 +28,30 @@ export interface ApiServerOptions {
   onGet?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** WebSocket upgrades (the ECS Exec data channel); true when taken. Others get a 404. */
   onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+  /** Decides whether the authenticated caller may do this; throws AccessDeniedException if not. */
+  authorize?: (ctx: RequestContext, input: Record<string, unknown>) => void | Promise<void>;
+  /** Sees every API call once it is answered (the audit trail). */
+  audit?: (call: CallRecord) => void;
+}
+
+/** One API call as the audit trail records it (allowed, denied or failed). */
+export interface CallRecord {
+  requestId: string;
+  /** Epoch ms on the server's clock. */
+  time: number;
+  service: string;
+  action: string;
+  sourceIp: string;
+  userAgent?: string;
+  /** Known once the signature names a key (even if it was then refused). */
+  accessKeyId?: string;
+  /** Set when the caller was authenticated. */
+  ctx?: RequestContext;
+  /** The validated input, when the request got that far. */
+  input?: Record<string, unknown>;
+  status: number;
+  errorCode?: string;
+  errorMessage?: string;
 }
 
 class BodyTooLarge extends Error {}
@@ -48,9 +75,11 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 export class ApiServer {
   readonly server: Server;
   private readonly byPrefix = new Map<string, JsonService>();
+  private readonly bySigningName = new Map<string, QueryService>();
 
   constructor(private readonly opts: ApiServerOptions) {
     for (const s of opts.jsonServices) this.byPrefix.set(s.targetPrefix, s);
+    for (const s of opts.queryServices ?? []) this.bySigningName.set(s.signingName, s);
     this.server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => { void this.handle(req, res); });
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy());
@@ -79,6 +108,12 @@ export class ApiServer {
     let serviceName = 'http';
     let action = 'unknown';
     let code = '200';
+    let status = 200;
+    let ctx: RequestContext | undefined;
+    let input: Record<string, unknown> | undefined;
+    let failure: ApiError | undefined;
+    let audited = false;
+    let auditAction = 'unknown';
     try {
       if (req.method === 'GET') {
         action = 'GET';
@@ -94,6 +129,11 @@ export class ApiServer {
       }
       const target = req.headers['x-amz-target'];
       const body = await readBody(req, MAX_BODY_BYTES);
+      if (req.method === 'POST' && typeof target !== 'string' && this.isQuery(req, body)) {
+        audited = true;
+        await this.handleQuery(req, res, body, requestId, (s, a) => { serviceName = s; action = a; }, (c) => { code = c; });
+        return;
+      }
       if (req.method !== 'POST' || typeof target !== 'string') {
         throw unknownOperation('Berth accepts POST / with an X-Amz-Target header (AWS JSON 1.1).');
       }
@@ -103,8 +143,9 @@ export class ApiServer {
       serviceName = service.name;
       const requested = target.slice(dot + 1);
       action = service.known.has(requested) ? requested : 'unknown';
-      const ctx = await this.authenticate(req, body, requestId, service.signingName, service.name, requested);
-      const output = await invokeJson(service, requested, ctx, body);
+      auditAction = requested;
+      ctx = await this.authenticate(req, body, requestId, service.signingName, service.name, requested);
+      const output = await invokeJson(service, requested, ctx, body, async (c, i) => { input = i; await this.opts.authorize?.(c, i); });
       this.send(res, 200, 'application/x-amz-json-1.1', JSON.stringify(output ?? {}), requestId);
     } catch (e) {
       const err = e instanceof BodyTooLarge
@@ -114,6 +155,8 @@ export class ApiServer {
         this.opts.log?.(`request ${requestId} ${serviceName}.${action} failed: ${(e as Error)?.stack ?? e}`);
       }
       code = err.code;
+      status = err.status;
+      failure = err;
       const payload = JSON.stringify({ __type: err.code, message: err.message, ...err.extra });
       if (!res.headersSent) {
         res.setHeader('x-amzn-ErrorType', err.code);
@@ -122,6 +165,60 @@ export class ApiServer {
     } finally {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.opts.metrics.observe(serviceName, action, code, seconds);
+      if (!audited && req.method === 'POST') {
+        this.auditCall(req, requestId, serviceName, auditAction, ctx, input, status, failure);
+      }
+    }
+  }
+
+  private auditCall(req: IncomingMessage, requestId: string, service: string, action: string, ctx: RequestContext | undefined,
+    input: Record<string, unknown> | undefined, status: number, failure: ApiError | undefined): void {
+    if (!this.opts.audit) return;
+    try {
+      const accessKeyId = ctx?.principal.accessKeyId ?? /Credential=([^/,\s]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
+      this.opts.audit({
+        requestId, time: this.opts.clock.now(), service, action, sourceIp: req.socket.remoteAddress ?? '',
+        ...(typeof req.headers['user-agent'] === 'string' ? { userAgent: req.headers['user-agent'] } : {}),
+        ...(accessKeyId ? { accessKeyId } : {}), ...(ctx ? { ctx } : {}), ...(input ? { input } : {}),
+        status, ...(failure ? { errorCode: failure.code, errorMessage: failure.message } : {}),
+      });
+    } catch (e) {
+      this.opts.log?.(`audit: ${(e as Error).message}`);
+    }
+  }
+
+  private isQuery(req: IncomingMessage, body: Buffer): boolean {
+    const type = String(req.headers['content-type'] ?? '');
+    return type.startsWith('application/x-www-form-urlencoded') || body.subarray(0, 7).toString() === 'Action=';
+  }
+
+  /** AWS Query: the service is the one the request was signed for (ec2, iam, sts). */
+  private async handleQuery(req: IncomingMessage, res: ServerResponse, body: Buffer, requestId: string,
+    named: (service: string, action: string) => void, coded: (code: string) => void): Promise<void> {
+    const scopeService = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
+    const service = scopeService ? this.bySigningName.get(scopeService) : undefined;
+    const params = new URLSearchParams(body.toString('utf8'));
+    const requested = params.get('Action') ?? '';
+    let ctx: RequestContext | undefined;
+    let input: Record<string, unknown> | undefined;
+    try {
+      if (!service) {
+        // Unsigned or for a service Berth has none of: authenticate for the right errors.
+        await this.authenticate(req, body, requestId, scopeService ?? 'unknown', 'query', requested);
+        throw unknownOperation(`Berth has no Query API for service '${scopeService}'.`);
+      }
+      named(service.name, service.known.has(requested) ? requested : 'unknown');
+      ctx = await this.authenticate(req, body, requestId, service.signingName, service.name, requested);
+      if (!requested) throw new ApiError('MissingAction', 'The request must contain the parameter Action.');
+      const output = await invokeQuery(service, requested, ctx, params, async (c, i) => { input = i; await this.opts.authorize?.(c, i); });
+      this.send(res, 200, 'text/xml', serializeQueryOutput(service, requested, output, requestId), requestId);
+      this.auditCall(req, requestId, service.name, requested, ctx, input, 200, undefined);
+    } catch (e) {
+      const err = toApiError(e);
+      if (!(e instanceof ApiError)) this.opts.log?.(`request ${requestId} ${service?.name ?? 'query'}.${requested} failed: ${(e as Error)?.stack ?? e}`);
+      coded(err.code);
+      this.send(res, err.status, 'text/xml', serializeQueryError(service, err, requestId), requestId);
+      this.auditCall(req, requestId, service?.name ?? scopeService ?? 'query', requested || 'unknown', ctx, input, err.status, err);
     }
   }
 

@@ -41,7 +41,10 @@ export function parseJsonBody(body: Buffer): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-export async function invokeJson(service: JsonService, action: string, ctx: RequestContext, body: Buffer): Promise<unknown> {
+/** Runs between validation and the handler: authorization (and the audit's view of the input). */
+export type BeforeHandler = (ctx: RequestContext, input: Record<string, unknown>) => void | Promise<void>;
+
+export async function invokeJson(service: JsonService, action: string, ctx: RequestContext, body: Buffer, before?: BeforeHandler): Promise<unknown> {
   const handler = service.handlers[action];
   if (!handler) {
     if (service.known.has(action)) {
@@ -51,5 +54,6 @@ export async function invokeJson(service: JsonService, action: string, ctx: Requ
   }
   const input = parseJsonBody(body);
   service.validator.validateInput(action, input);
+  await before?.(ctx, input);
   return handler(ctx, input);
 }
