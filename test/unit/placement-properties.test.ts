@@ -124,7 +124,8 @@ test('property: placement never over-commits, never breaks a gate, never doubles
       const target = queryTarget({ ...s, taskGroups: {} });
       for (const c of t.constraints ?? []) {
         if (c.type === 'memberOf' && STATIC_EXPRS.includes(c.expression!)) assert.ok(compileQuery(c.expression!)(target), c.expression);
-        if (c.type === 'distinctInstance') assert.ok(!(s.taskGroups?.[t.group!]) && !before.some((b) => b.group === t.group), 'distinctInstance');
+        // A task always has a group on ECS (family:NAME by default); '' means none, and the constraint is vacuous.
+        if (c.type === 'distinctInstance' && t.group) assert.ok(!(s.taskGroups?.[t.group!]) && !before.some((b) => b.group === t.group), 'distinctInstance');
       }
       before.push(t);
       placed.set(s.id, before);
