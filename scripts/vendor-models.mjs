@@ -2,7 +2,7 @@
 // Copies the official AWS API models Berth validates against from an installed botocore
 // (Apache-2.0) into models/, without documentation and with only the shapes the chosen
 // operations reach. Run by hand when the models should be refreshed; the output is committed.
-//   node scripts/vendor-models.mjs /path/to/botocore/data
+//   node scripts/vendor-models.mjs /path/to/botocore/data [service…]
 import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -14,13 +14,14 @@ if (!dataDir) { console.error('usage: vendor-models.mjs BOTOCORE_DATA_DIR'); pro
 const wanted = {
   ecs: null,
   logs: ['GetLogEvents', 'FilterLogEvents', 'DescribeLogGroups', 'DescribeLogStreams', 'CreateLogGroup', 'DeleteLogGroup', 'PutRetentionPolicy',
-    'DeleteRetentionPolicy', 'CreateLogStream', 'DeleteLogStream', 'PutLogEvents', 'PutLogGroupDeletionProtection'],
+    'DeleteRetentionPolicy', 'CreateLogStream', 'DeleteLogStream', 'PutLogEvents', 'PutLogGroupDeletionProtection', 'AssociateKmsKey', 'DisassociateKmsKey'],
   ec2: ['CreateInstanceEventWindow', 'DescribeInstanceEventWindows', 'ModifyInstanceEventWindow', 'DeleteInstanceEventWindow',
     'AssociateInstanceEventWindow', 'DisassociateInstanceEventWindow', 'DescribeInstances'],
   kms: ['CreateKey', 'DescribeKey', 'ListKeys', 'Encrypt', 'Decrypt', 'GenerateDataKey', 'ScheduleKeyDeletion', 'CancelKeyDeletion',
     'EnableKey', 'DisableKey', 'GetKeyPolicy', 'PutKeyPolicy', 'CreateAlias', 'ListAliases'],
   iam: ['CreateUser', 'DeleteUser', 'GetUser', 'ListUsers', 'CreateAccessKey', 'DeleteAccessKey', 'ListAccessKeys', 'PutUserPolicy',
-    'DeleteUserPolicy', 'GetUserPolicy', 'ListUserPolicies', 'CreateRole', 'DeleteRole', 'GetRole', 'PutRolePolicy', 'DeleteRolePolicy'],
+    'DeleteUserPolicy', 'GetUserPolicy', 'ListUserPolicies', 'CreateRole', 'DeleteRole', 'GetRole', 'PutRolePolicy', 'DeleteRolePolicy',
+    'GetRolePolicy', 'ListRolePolicies', 'ListRoles', 'UpdateAccessKey'],
   sts: ['GetCallerIdentity', 'AssumeRole'],
   cloudtrail: ['LookupEvents'],
   ssm: ['ResumeSession', 'TerminateSession'],
@@ -45,7 +46,10 @@ function strip(node) {
   return node;
 }
 
+// Optional further arguments name the services to refresh (default: all).
+const only = process.argv.slice(3);
 for (const [service, ops] of Object.entries(wanted)) {
+  if (only.length && !only.includes(service)) continue;
   const model = JSON.parse(gunzipSync(readFileSync(latest(service))).toString('utf8'));
   const keepOps = ops ?? Object.keys(model.operations);
   const shapes = {};

@@ -9,6 +9,9 @@ export interface BerthConfig {
   region: string;
   /** How long an instance agent may be disconnected before its tasks are replaced elsewhere. */
   heartbeatTimeoutSeconds: number;
+  /** Instance lifecycle (AWS: draining at day 14, forced stop 7 days later); shorter for tests. */
+  maxInstanceLifetimeSeconds: number;
+  drainGraceSeconds: number;
   /** ECS Exec limits (seconds, and sessions per task). */
   exec: { tokenTtlSeconds: number; idleTimeoutSeconds: number; maxSessionSeconds: number; maxSessionsPerTask: number; resumeWindowSeconds: number };
 }
@@ -22,6 +25,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BerthConfig
     dataDir: resolve(env.BERTH_DATA_DIR ?? '.berth'),
     region: env.BERTH_REGION ?? 'us-east-1',
     heartbeatTimeoutSeconds: positive(env.BERTH_HEARTBEAT_TIMEOUT, 20, 'BERTH_HEARTBEAT_TIMEOUT'),
+    maxInstanceLifetimeSeconds: positive(env.BERTH_MAX_INSTANCE_LIFETIME, 14 * 86_400, 'BERTH_MAX_INSTANCE_LIFETIME'),
+    drainGraceSeconds: positive(env.BERTH_DRAIN_GRACE, 7 * 86_400, 'BERTH_DRAIN_GRACE'),
     exec: {
       tokenTtlSeconds: positive(env.BERTH_EXEC_TOKEN_TTL, 60, 'BERTH_EXEC_TOKEN_TTL'),
       idleTimeoutSeconds: positive(env.BERTH_EXEC_IDLE_TIMEOUT, 20 * 60, 'BERTH_EXEC_IDLE_TIMEOUT'),

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TaskMetrics } from './api/metrics.js';
-import type { Clock } from './domain/clock.js';
+import { systemClock, type Clock } from './domain/clock.js';
 import type { Ecs } from './ecs/index.js';
 import { Fleet } from './controllers/fleet.js';
 import { Scheduler } from './controllers/scheduler.js';
@@ -16,6 +16,9 @@ import type { Store } from './store/store.js';
 import type { ExecAgentMessage } from './agent/protocol.js';
 import { MasterKey } from './identity/master-key.js';
 import { LocalInstanceProvider } from './providers/local/index.js';
+import type { Ec2 } from './ec2/index.js';
+import { LifecycleController } from './lifecycle/controller.js';
+import type { PlatformVersions } from './lifecycle/platform-versions.js';
 
 const agentMain = resolve(dirname(fileURLToPath(import.meta.url)), 'agent', 'main.js');
 
@@ -31,6 +34,12 @@ export interface ControlPlaneOptions {
   provider?: InstanceProvider | null;
   /** How long an agent may be disconnected before its instance's tasks count as lost. */
   heartbeatTimeoutMs: number;
+  ec2: Ec2;
+  platforms: PlatformVersions;
+  /** Lifecycle durations (AWS: 14 days, then 7 days of draining); shorter in tests. */
+  lifecycle?: { maxLifetimeMs?: number; drainGraceMs?: number };
+  /** An agent's hello was refused (the audit trail records it). */
+  onAgentRefused?: (claimedInstanceId: string, reason: string) => void;
   /** The ECS Exec session broker: agents' exec messages, disconnections and task stops. */
   exec?: {
     onAgentMessage(instanceId: string, msg: ExecAgentMessage): void;
@@ -48,6 +57,7 @@ export class ControlPlane {
   gateway!: Gateway;
   fleet!: Fleet;
   scheduler!: Scheduler;
+  lifecycle!: LifecycleController;
   provider: InstanceProvider | undefined;
   providerProblems: string[] = [];
   private controlPlaneUrl = '';
@@ -71,10 +81,11 @@ export class ControlPlane {
     if (this.providerProblems.length) log(`berth: instances cannot be launched on this host: ${this.providerProblems.join('; ')}`);
 
     this.fleet = new Fleet({
-      store, ecs, provider: this.provider, clock, log,
+      store, ecs, provider: this.provider, clock, log, liveness: systemClock,
       // A small heap and one V8 worker thread keep the agent's memory per instance low.
       agentCommand: [process.execPath, '--max-old-space-size=40', '--max-semi-space-size=1', '--v8-pool-size=1', agentMain],
       controlPlaneUrl: () => this.controlPlaneUrl,
+      platformVersion: () => this.o.platforms.latest()?.version ?? 'unknown',
       events: {
         changed: () => this.scheduler.wake(),
         taskReport: (scope, t) => {
@@ -107,13 +118,15 @@ export class ControlPlane {
       },
     });
     this.gateway = new Gateway({
-      authenticate: (hello) => this.fleet.authenticate(hello),
+      authenticate: async (hello) => {
+        try { return await this.fleet.authenticate(hello); } catch (e) { this.o.onAgentRefused?.(hello.instanceId, (e as Error).message); throw e; }
+      },
       onConnect: (id) => { this.fleet.onConnect(id); this.scheduler.resend(id); },
       onDisconnect: (id) => {
         this.fleet.onDisconnect(id);
         this.o.exec?.onAgentDisconnected(id);
         // Look again right when the agent's absence turns into a lost instance.
-        clock.after(this.o.heartbeatTimeoutMs + 20, () => this.scheduler.wake());
+        systemClock.after(this.o.heartbeatTimeoutMs + 20, () => this.scheduler.wake());
       },
       onMessage: (id, msg) => this.fleet.onMessage(id, msg),
     }, log);
@@ -129,11 +142,17 @@ export class ControlPlane {
     writeFileSync(portFile, JSON.stringify({ host: gatewayHost, port: address.port }) + '\n');
     this.controlPlaneUrl = `ws://${gatewayHost}:${address.port}/agent`;
 
-    const services = new ServiceController({ store, ecs, clock, log, heartbeatTimeoutMs: this.o.heartbeatTimeoutMs });
+    const services = new ServiceController({ store, ecs, clock, liveness: systemClock, log, heartbeatTimeoutMs: this.o.heartbeatTimeoutMs });
+    this.lifecycle = new LifecycleController({
+      store, ecs, ec2: this.o.ec2, platforms: this.o.platforms, clock, liveness: systemClock, log,
+      heartbeatTimeoutMs: this.o.heartbeatTimeoutMs, ...(this.o.lifecycle ? { policy: this.o.lifecycle } : {}),
+      terminate: (scope, id, reason) => { void this.fleet.terminate(scope, id, reason); },
+      wakeAt: (at) => this.scheduler.wakeAt(at),
+    });
     this.scheduler = new Scheduler({
       store, ecs, fleet: this.fleet, gateway: this.gateway, provider: this.provider,
-      providerProblems: () => this.providerProblems, hostFips: hostFipsEnabled(), clock, log,
-      beforePass: () => { services.reconcile(); },
+      providerProblems: () => this.providerProblems, hostFips: hostFipsEnabled(), clock, liveness: systemClock, log,
+      beforePass: () => { this.lifecycle.reconcile(); services.reconcile(); },
       heartbeatTimeoutMs: this.o.heartbeatTimeoutMs,
     });
     ecs.services.onChange = () => this.scheduler.wake();

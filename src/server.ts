@@ -1,18 +1,29 @@
 // Composes the control plane: store, credentials, services and the API server.
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ApiServer } from './api/http-server.js';
+import { ApiServer, type CallRecord } from './api/http-server.js';
+import { ApiError } from './api/errors.js';
 import { jsonService } from './api/json-protocol.js';
+import { queryService } from './api/query-protocol.js';
+import { adminHandlers } from './admin/index.js';
+import { Ec2 } from './ec2/index.js';
+import { PlatformVersions } from './lifecycle/platform-versions.js';
 import { ApiMetrics, TaskMetrics } from './api/metrics.js';
 import type { BerthConfig } from './config.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { Ecs } from './ecs/index.js';
 import { Credentials } from './identity/credentials.js';
 import { MasterKey } from './identity/master-key.js';
-import { KeyStore } from './identity/keys.js';
-import { ExecBroker } from './exec/index.js';
+import { Kms, isSealed } from './kms/kms.js';
+import { Audit } from './audit/index.js';
+import { fipsStatus, tlsConfigFromEnv } from './api/tls.js';
+import { scopeFromKey } from './domain/arn.js';
+import { ExecBroker, type ExecSessionEvent } from './exec/index.js';
+import { taskSecrets } from './kms/secrets.js';
 import { AGENT_VERSION } from './controllers/fleet.js';
 import { Logs } from './logs/index.js';
+import { IamApi, IamDirectory, StsApi } from './iam/index.js';
+import { AUTHZ_TABLES, Authorizer } from './authz/index.js';
 import { SqliteStore } from './store/store.js';
 import { ControlPlane } from './control-plane.js';
 import type { InstanceProvider } from './providers/provider.js';
@@ -20,7 +31,11 @@ import type { InstanceProvider } from './providers/provider.js';
 export interface RunningBerth {
   endpoint: string;
   port: number;
+  /** The TLS listener (BERTH_TLS_PORT), when there is one. */
+  tlsEndpoint?: string;
   accountId: string;
+  kms: Kms;
+  audit: Audit | undefined;
   store: SqliteStore;
   ecs: Ecs;
   logs: Logs;
@@ -29,7 +44,7 @@ export interface RunningBerth {
   close(): Promise<void>;
 }
 
-export interface ServerInfo { pid: number; endpoint: string; port: number; host: string }
+export interface ServerInfo { pid: number; endpoint: string; port: number; host: string; tlsEndpoint?: string }
 
 const INFO_FILE = 'server.json';
 
@@ -55,13 +70,55 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   const credentials = new Credentials(store, masterKey);
   const boot = credentials.bootstrap(clock.now());
   const ecs = new Ecs(store);
+  const ec2 = new Ec2(store, ecs);
+  const platforms = new PlatformVersions(store);
+  platforms.bootstrap(clock.now());
   const logs = new Logs(store, clock);
-  const keys = new KeyStore(store, masterKey, () => clock.now());
-  logs.decode = (scope, message) => keys.openIfSealed(scope, message);
+  // Customer managed keys; log groups with a kmsKeyId and transcripts are sealed under them.
+  const kms = new Kms(store, masterKey, clock, log);
+  const keys = kms;
+  logs.decode = (scope, message) => (isSealed(message) ? kms.open(scope, message, '', 'these log events') : message);
+  logs.store.seal = (scope, kmsKeyId, message) => kms.seal(scope, kmsKeyId, message);
+  logs.store.isSealed = isSealed;
+  logs.checkKmsKey = (scope, kmsKeyId) => {
+    try { return kms.check(scope, kmsKeyId).arn; } catch (e) {
+      throw new ApiError('InvalidParameterException', `The KMS key '${kmsKeyId}' cannot be used with this log group: ${(e as Error).message}`);
+    }
+  };
+  ecs.taskDefinitions.secrets = taskSecrets(kms);
+  // The audit trail (BERTH_AUDIT=off exists only for bench/authz, which measures its cost).
+  const audit = process.env.BERTH_AUDIT === 'off' ? undefined : new Audit({
+    store, sealKey: masterKey.derive('audit-seal'), log,
+    accountOfKey: (id) => store.get<{ accountId: string }>('access-key', 'global', id)?.accountId,
+  });
+  const tls = tlsConfigFromEnv(process.env, config.dataDir, config.host);
+  const fips = fipsStatus(tls?.fips ?? false);
   const metrics = new ApiMetrics();
+  // Identities (IAM users, roles, STS sessions) and the authorization of every call (src/authz).
+  const iam = new IamDirectory(store, credentials);
+  const authz = new Authorizer({
+    iam, tables: AUTHZ_TABLES, log,
+    env: {
+      store, iam, ecs, logs,
+      kmsKeyArn: (ctx, i) => {
+        const scope = `${ctx.scope.account}/${ctx.scope.region}`;
+        try {
+          if (typeof i.CiphertextBlob === 'string') return kms.blobKey(scope, i.CiphertextBlob)?.arn;
+          return typeof i.KeyId === 'string' ? kms.resolve(scope, i.KeyId).arn : undefined;
+        } catch { return undefined; }
+      },
+      kmsKeyTags: (ctx, arn) => {
+        try {
+          const r = kms.resolve(`${ctx.scope.account}/${ctx.scope.region}`, arn);
+          return Object.fromEntries(r.tags.map((t) => [t.TagKey, t.TagValue]));
+        } catch { return undefined; }
+      },
+    },
+  });
   let listening = `${config.host}:${config.port}`;
   const exec: ExecBroker = new ExecBroker({
     store, ecs, logs, keys, clock, log, agentVersion: `${AGENT_VERSION}.0`,
+    ...(audit ? { onSessionEvent: (e: ExecSessionEvent) => auditExecSession(audit, e, clock.now()) } : {}),
     agents: { send: (id, msg): boolean => controlPlane.gateway.send(id, msg), isConnected: (id): boolean => controlPlane.gateway.isConnected(id) },
     defaultHost: () => listening,
     limits: {
@@ -72,43 +129,95 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   });
   const api = new ApiServer({
     jsonServices: [
-      jsonService('ecs', 'ecs', 'ecs', { ...ecs.handlers(), ExecuteCommand: (ctx, i) => exec.executeCommand(ctx, i) }),
-      jsonService('logs', 'logs', 'logs', logs.handlers()),
+      jsonService('ecs', 'ecs', 'ecs', authz.wrap('ecs', { ...ecs.handlers(), ExecuteCommand: (ctx, i) => exec.executeCommand(ctx, i) })),
+      jsonService('logs', 'logs', 'logs', authz.wrap('logs', logs.handlers())),
       // Session Manager's ResumeSession/TerminateSession, which the plugin calls on the ECS endpoint.
       jsonService('ssm', 'ssm', 'ssm', exec.ssmHandlers()),
+      jsonService('kms', 'kms', 'kms', kms.handlers()),
+      jsonService('cloudtrail', 'cloudtrail', 'cloudtrail', audit ? audit.handlers() : { LookupEvents: () => ({ Events: [] }) }),
+      jsonService('berth', 'berth', 'berth', adminHandlers({ clock, platforms, lifecycle: () => controlPlane.lifecycle, changed: () => controlPlane.scheduler.wake() })),
+    ],
+    queryServices: [
+      queryService('ec2', 'ec2', 'ec2', ec2.handlers()),
+      queryService('iam', 'iam', 'iam', new IamApi(iam).handlers()),
+      queryService('sts', 'sts', 'sts', new StsApi(iam).handlers()),
     ],
     credentials, clock, metrics, log,
+    // BERTH_AUTHZ=off exists only for bench/authz, which measures authorization's cost.
+    ...(process.env.BERTH_AUTHZ === 'off' ? {} : { authorize: authz.authorize }),
     onUpgrade: (req, socket, head) => exec.handleUpgrade(req, socket, head),
+    ...(audit ? { audit: (call: CallRecord) => audit.onCall(call) } : {}),
+    health: () => ({
+      ...(tls ? { tls: { endpoint: tlsEndpoint, fipsMode: tls.fips, certificate: tls.certificate } } : {}),
+      fips: { mode: fips.mode, opensslFipsProviderActive: fips.providerActive, detail: fips.detail },
+    }),
   });
+  for (const service of api.services()) {
+    const missing = authz.uncovered(service.name, service.operations);
+    if (missing.length) log(`authz: no authorization rule for ${service.name} ${missing.join(', ')}: denied to all but account roots`);
+  }
+  let tlsEndpoint: string | undefined;
   const controlPlane: ControlPlane = new ControlPlane({
     dataDir: config.dataDir, store, ecs, logs, taskMetrics: new TaskMetrics(metrics.registry), clock, log,
     heartbeatTimeoutMs: config.heartbeatTimeoutSeconds * 1000,
+    ec2, platforms, lifecycle: { maxLifetimeMs: config.maxInstanceLifetimeSeconds * 1000, drainGraceMs: config.drainGraceSeconds * 1000 },
     exec,
+    ...(audit ? { onAgentRefused: (instanceId: string, reason: string) => audit.event({
+      time: clock.now(), account: '', region: config.region, eventSource: 'ecs.amazonaws.com', eventName: 'AgentAuthenticationFailed',
+      errorCode: 'AccessDenied', errorMessage: reason, details: { claimedInstanceId: instanceId },
+    }) } : {}),
     ...(opts.provider !== undefined ? { provider: opts.provider } : {}),
   });
   await controlPlane.start();
   const address = await api.listen(config.port, config.host);
   const endpoint = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${address.port}`;
   listening = endpoint.slice('http://'.length);
-  const info: ServerInfo = { pid: process.pid, endpoint, port: address.port, host: config.host };
+  if (tls) {
+    const a = await api.listenTls(tls.options, tls.port, config.host);
+    tlsEndpoint = `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${a.port}`;
+    log(`TLS listener on ${tlsEndpoint} (${tls.certificate} certificate ${tls.certFile})` +
+      (tls.fips ? '; FIPS mode: TLS 1.2 (ECDHE, AES-GCM) and TLS 1.3 (AES-GCM) only' : ''));
+  }
+  if (tls?.fips || fips.providerActive) log(`FIPS: ${fips.detail}`);
+  const info: ServerInfo = { pid: process.pid, endpoint, port: address.port, host: config.host, ...(tlsEndpoint ? { tlsEndpoint } : {}) };
   writeFileSync(join(config.dataDir, INFO_FILE), JSON.stringify(info) + '\n');
 
   const reaper = setInterval(() => {
     try { ecs.taskDefinitions.reapDeleted(); } catch (e) { log(`reaper: ${(e as Error).message}`); }
     try { logs.pruneExpired(clock.now()); } catch (e) { log(`log retention: ${(e as Error).message}`); }
     try { ecs.tasks.reapStopped(clock.now()); } catch (e) { log(`task reaper: ${(e as Error).message}`); }
+    try { kms.sweep(); } catch (e) { log(`kms deletion sweep: ${(e as Error).message}`); }
   }, 60_000);
   reaper.unref();
 
   return {
-    endpoint, port: address.port, accountId: boot.account.accountId, store, ecs, logs, controlPlane, exec,
+    endpoint, port: address.port, ...(tlsEndpoint ? { tlsEndpoint } : {}), accountId: boot.account.accountId, store, ecs, logs, controlPlane, exec, kms, audit,
     async close() {
       clearInterval(reaper);
       exec.close();
+      kms.close();
       await api.close();
+      audit?.flush();
       await controlPlane.close();
       store.close();
       rmSync(join(config.dataDir, INFO_FILE), { force: true });
     },
   };
+}
+
+/** ECS Exec data-channel connections and ends, in the audit trail (as SSM session events). */
+function auditExecSession(audit: Audit, e: ExecSessionEvent, now: number): void {
+  const r = e.record;
+  const scope = scopeFromKey(e.scope);
+  audit.event({
+    time: now, account: scope.account, region: scope.region, eventSource: 'ssm.amazonaws.com',
+    eventName: e.kind === 'ended' ? 'ExecSessionEnded' : 'ExecSessionConnected',
+    sourceIp: e.sourceIp, ...(r ? { principalArn: r.principalArn, accessKeyId: r.accessKeyId } : {}),
+    ...(e.kind === 'refused' ? { errorCode: 'AccessDenied', errorMessage: `data channel connection refused: ${e.reason}` } : {}),
+    resources: r ? [r.clusterArn, r.taskArn] : [],
+    details: {
+      sessionId: e.sessionId, ...(r ? { cluster: r.cluster, taskArn: r.taskArn, container: r.container, command: r.command, resumes: r.resumes } : {}),
+      ...(e.kind === 'ended' && r ? { endReason: r.endReason, exitCode: r.exitCode, durationMs: r.durationMs, bytesIn: r.bytesIn, bytesOut: r.bytesOut } : {}),
+    },
+  });
 }

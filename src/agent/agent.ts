@@ -26,6 +26,7 @@ export interface AgentOptions {
 interface StoredTask { state: TaskState; logCursors: Record<string, string> }
 
 const LOG_POLL_MS = 200;
+const RUNTIME_CHECK_MS = 30_000;
 const METRICS_MS = 10_000;
 
 function writeAtomic(path: string, data: string): void {
@@ -69,6 +70,7 @@ export class Agent {
     this.connect();
     this.timers.push(setInterval(() => void this.shipLogs(), LOG_POLL_MS));
     this.timers.push(setInterval(() => void this.sendMetrics(), METRICS_MS));
+    this.timers.push(setInterval(() => void this.checkRuntime(false), RUNTIME_CHECK_MS));
     for (const [id, t] of this.tasks) {
       for (const c of Object.values(t.state.containers)) if (c.phase === 'running') this.watchHealth(id, c.name);
       this.kick(id);
@@ -195,6 +197,7 @@ export class Agent {
         this.send({ type: 'register', attributes: this.o.attributes(), resources: this.o.resources, tasks, agentPid: process.pid });
         // Work that waited for the control plane (log flushes before clean-up) can go on.
         for (const id of this.tasks.keys()) this.kick(id);
+        void this.checkRuntime(true);
         break;
       }
       case 'desired': this.onDesired(msg.tasks, msg.registryForwards); break;
@@ -442,6 +445,16 @@ export class Agent {
     const deadline = Date.now() + 5_000;
     while (unacked() && Date.now() < deadline && this.connected) await new Promise((r) => setTimeout(r, 20));
     return !unacked() && this.connected;
+  }
+
+  private runtimeOk: boolean | undefined;
+
+  /** Tells the control plane when the container runtime stops (or starts again) working. */
+  private async checkRuntime(always: boolean): Promise<void> {
+    const r = await this.o.driver.checkRuntime().catch((e) => ({ ok: false, reason: (e as Error).message }));
+    if (!always && r.ok === this.runtimeOk) return;
+    this.runtimeOk = r.ok;
+    this.send({ type: 'health', runtime: r.ok ? 'OK' : 'IMPAIRED', ...(r.reason ? { reason: r.reason } : {}) });
   }
 
   private async sendMetrics(): Promise<void> {

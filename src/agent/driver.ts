@@ -46,6 +46,8 @@ export interface ContainerDriver {
   exec(runtimeId: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }>;
   /** Runs a command in a running container on a pseudo-terminal of `cols`×`rows` (ECS Exec). */
   openTerminal(runtimeId: string, argv: string[], size: { cols: number; rows: number }): Promise<TerminalProcess>;
+  /** Whether the container runtime (runc, conmon) works; a reason when it does not. */
+  checkRuntime(): Promise<{ ok: boolean; reason?: string }>;
   /** CPU units and MiB this instance offers, measured from its cgroup. */
   resources(): { cpu: number; memory: number };
 }

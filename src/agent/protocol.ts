@@ -142,6 +142,8 @@ export type AgentMessage =
   | { type: 'logs'; batch: LogEventBatch; seq: number }
   | { type: 'metrics'; tasks: { taskArn: string; cpuSeconds: number; memoryBytes: number }[] }
   | { type: 'heartbeat'; at: number }
+  /** The agent's own check of its container runtime (runc, conmon), sent when it changes. */
+  | { type: 'health'; runtime: 'OK' | 'IMPAIRED'; reason?: string }
   | ExecAgentMessage;
 
 export type ControlMessage =

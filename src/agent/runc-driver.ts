@@ -1,4 +1,5 @@
 // The agent's ContainerDriver on top of the runtime library (runc + conmon, skopeo/umoci).
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerDriver, ContainerObservation, LogChunk, PulledImage } from './driver.js';
@@ -107,6 +108,16 @@ export async function createRuncDriver(o: { dataDir: string; log: (line: string)
         source: `${id}:${from.ino}`,
         offset: from.offset,
       };
+    },
+    async checkRuntime() {
+      for (const [bin, args] of [[runtime.binaries.runc, ['--version']], [runtime.binaries.conmon, ['--version']]] as const) {
+        try {
+          await new Promise<void>((ok, fail) => execFile(bin, [...args], { timeout: 5_000 }, (e) => (e ? fail(e) : ok())));
+        } catch (e) {
+          return { ok: false, reason: `${bin} ${args.join(' ')} failed: ${(e as Error).message.split('\n')[0]}` };
+        }
+      }
+      return { ok: true };
     },
     exec(id: string, argv: string[], timeoutMs: number) {
       return runtime.exec(id, argv, timeoutMs);

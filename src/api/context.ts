@@ -11,6 +11,8 @@ export interface RequestContext {
   sourceIp: string;
   /** The request's Host header (where the client reached Berth), when it sent one. */
   host?: string;
+  /** Set when the request came over TLS (aws:SecureTransport). */
+  secureTransport?: boolean;
   service: string;
   action: string;
 }

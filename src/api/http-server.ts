@@ -1,6 +1,8 @@
 // The API's HTTP front: reads the body (bounded), authenticates with SigV4, routes to a
 // protocol front door, and writes AWS-shaped responses and errors. Also /healthz and /metrics.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer, type ServerOptions as TlsServerOptions } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -10,7 +12,7 @@ import { invokeJson, type JsonService } from './json-protocol.js';
 import { invokeQuery, serializeQueryError, serializeQueryOutput, type QueryService } from './query-protocol.js';
 import type { ApiMetrics } from './metrics.js';
 import type { RequestContext } from './context.js';
-import type { Clock } from '../domain/clock.js';
+import { systemClock, type Clock } from '../domain/clock.js';
 import { partitionOf } from '../domain/arn.js';
 import type { Credentials } from '../identity/credentials.js';
 
@@ -30,8 +32,13 @@ export interface ApiServerOptions {
   onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   /** Decides whether the authenticated caller may do this; throws AccessDeniedException if not. */
   authorize?: (ctx: RequestContext, input: Record<string, unknown>) => void | Promise<void>;
-  /** Sees every API call once it is answered (the audit trail). */
-  audit?: (call: CallRecord) => void;
+  /** Extra members of `GET /healthz` (e.g. the TLS listener and whether FIPS is active). */
+  health?: () => Record<string, unknown>;
+  /**
+   * Sees every API call once it is answered, before the response is written (the audit
+   * trail); when it returns a promise, the response waits for it (the trail's group commit).
+   */
+  audit?: (call: CallRecord) => void | Promise<void>;
 }
 
 /** One API call as the audit trail records it (allowed, denied or failed). */
@@ -49,12 +56,26 @@ export interface CallRecord {
   ctx?: RequestContext;
   /** The validated input, when the request got that far. */
   input?: Record<string, unknown>;
+  /** What the action answered (successful calls). */
+  output?: unknown;
+  /** Set when the call came over the TLS listener. */
+  tls?: { tlsVersion: string; cipherSuite: string; clientProvidedHostHeader?: string };
   status: number;
   errorCode?: string;
   errorMessage?: string;
 }
 
 class BodyTooLarge extends Error {}
+
+/** CloudTrail's tlsDetails for a call that came over TLS. */
+function tlsDetails(req: IncomingMessage): { tls?: NonNullable<CallRecord['tls']> } {
+  const socket = req.socket as Partial<TLSSocket>;
+  if (!socket.encrypted || !socket.getProtocol) return {};
+  return { tls: {
+    tlsVersion: socket.getProtocol() ?? 'unknown', cipherSuite: socket.getCipher?.()?.standardName ?? socket.getCipher?.()?.name ?? 'unknown',
+    ...(typeof req.headers.host === 'string' ? { clientProvidedHostHeader: req.headers.host } : {}),
+  } };
+}
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -74,6 +95,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 
 export class ApiServer {
   readonly server: Server;
+  /** The optional TLS listener serving the same API (see api/tls.ts). */
+  tlsServer: TlsServer | undefined;
   private readonly byPrefix = new Map<string, JsonService>();
   private readonly bySigningName = new Map<string, QueryService>();
 
@@ -81,11 +104,30 @@ export class ApiServer {
     for (const s of opts.jsonServices) this.byPrefix.set(s.targetPrefix, s);
     for (const s of opts.queryServices ?? []) this.bySigningName.set(s.signingName, s);
     this.server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => { void this.handle(req, res); });
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      socket.on('error', () => socket.destroy());
-      if (this.opts.onUpgrade?.(req, socket, head)) return;
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    if (this.opts.onUpgrade?.(req, socket, head)) return;
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  }
+
+  /** Serves the same API over TLS as well (certificate, protocol versions and ciphers in `options`). */
+  listenTls(options: TlsServerOptions, port: number, host: string): Promise<AddressInfo> {
+    const server = createTlsServer({ ...options, keepAliveTimeout: 65_000 } as TlsServerOptions, (req, res) => { void this.handle(req, res); });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+    server.on('tlsClientError', (e, socket) => { this.opts.log?.(`tls: handshake from ${socket.remoteAddress ?? '?'} refused: ${e.message}`); });
+    this.tlsServer = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve(server.address() as AddressInfo));
     });
+  }
+
+  /** Every service and the operations its handler table answers (for authorization coverage). */
+  services(): { name: string; operations: string[] }[] {
+    return [...this.byPrefix.values(), ...this.bySigningName.values()].map((s) => ({ name: s.name, operations: Object.keys(s.handlers) }));
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
@@ -96,10 +138,11 @@ export class ApiServer {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
+    const closing = (s: Server | TlsServer) => new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      s.closeAllConnections();
     });
+    return Promise.all([closing(this.server), ...(this.tlsServer ? [closing(this.tlsServer)] : [])]).then(() => {});
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -117,7 +160,7 @@ export class ApiServer {
     try {
       if (req.method === 'GET') {
         action = 'GET';
-        if (req.url === '/healthz') { this.send(res, 200, 'application/json', '{"status":"ok"}', requestId); return; }
+        if (req.url === '/healthz') { this.send(res, 200, 'application/json', JSON.stringify({ status: 'ok', ...this.opts.health?.() }), requestId); return; }
         if (req.url === '/metrics') {
           this.send(res, 200, this.opts.metrics.registry.contentType, await this.opts.metrics.registry.metrics(), requestId);
           return;
@@ -146,7 +189,11 @@ export class ApiServer {
       auditAction = requested;
       ctx = await this.authenticate(req, body, requestId, service.signingName, service.name, requested);
       const output = await invokeJson(service, requested, ctx, body, async (c, i) => { input = i; await this.opts.authorize?.(c, i); });
-      this.send(res, 200, 'application/x-amz-json-1.1', JSON.stringify(output ?? {}), requestId);
+      const payload = JSON.stringify(output ?? {});
+      // Recorded before the response is written: a client never sees an unrecorded answer.
+      audited = true;
+      await this.auditCall(req, requestId, serviceName, auditAction, ctx, input, 200, undefined, output);
+      this.send(res, 200, 'application/x-amz-json-1.1', payload, requestId);
     } catch (e) {
       const err = e instanceof BodyTooLarge
         ? requestTooLarge(`The request body exceeds the limit of ${MAX_BODY_BYTES} bytes.`)
@@ -158,6 +205,10 @@ export class ApiServer {
       status = err.status;
       failure = err;
       const payload = JSON.stringify({ __type: err.code, message: err.message, ...err.extra });
+      if (!audited && req.method === 'POST') {
+        audited = true;
+        await this.auditCall(req, requestId, serviceName, auditAction, ctx, input, status, failure);
+      }
       if (!res.headersSent) {
         res.setHeader('x-amzn-ErrorType', err.code);
         this.send(res, err.status, 'application/x-amz-json-1.1', payload, requestId, e instanceof BodyTooLarge);
@@ -166,24 +217,27 @@ export class ApiServer {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.opts.metrics.observe(serviceName, action, code, seconds);
       if (!audited && req.method === 'POST') {
-        this.auditCall(req, requestId, serviceName, auditAction, ctx, input, status, failure);
+        void this.auditCall(req, requestId, serviceName, auditAction, ctx, input, status, failure);
       }
     }
   }
 
   private auditCall(req: IncomingMessage, requestId: string, service: string, action: string, ctx: RequestContext | undefined,
-    input: Record<string, unknown> | undefined, status: number, failure: ApiError | undefined): void {
-    if (!this.opts.audit) return;
+    input: Record<string, unknown> | undefined, status: number, failure: ApiError | undefined, output?: unknown): Promise<void> | undefined {
+    if (!this.opts.audit) return undefined;
     try {
       const accessKeyId = ctx?.principal.accessKeyId ?? /Credential=([^/,\s]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
-      this.opts.audit({
+      const pending = this.opts.audit({
         requestId, time: this.opts.clock.now(), service, action, sourceIp: req.socket.remoteAddress ?? '',
         ...(typeof req.headers['user-agent'] === 'string' ? { userAgent: req.headers['user-agent'] } : {}),
         ...(accessKeyId ? { accessKeyId } : {}), ...(ctx ? { ctx } : {}), ...(input ? { input } : {}),
         status, ...(failure ? { errorCode: failure.code, errorMessage: failure.message } : {}),
+        ...(output !== undefined ? { output } : {}), ...tlsDetails(req),
       });
+      return pending ? pending.catch((e: unknown) => { this.opts.log?.(`audit: ${(e as Error).message}`); }) : undefined;
     } catch (e) {
       this.opts.log?.(`audit: ${(e as Error).message}`);
+      return undefined;
     }
   }
 
@@ -211,21 +265,23 @@ export class ApiServer {
       ctx = await this.authenticate(req, body, requestId, service.signingName, service.name, requested);
       if (!requested) throw new ApiError('MissingAction', 'The request must contain the parameter Action.');
       const output = await invokeQuery(service, requested, ctx, params, async (c, i) => { input = i; await this.opts.authorize?.(c, i); });
-      this.send(res, 200, 'text/xml', serializeQueryOutput(service, requested, output, requestId), requestId);
-      this.auditCall(req, requestId, service.name, requested, ctx, input, 200, undefined);
+      const xml = serializeQueryOutput(service, requested, output, requestId);
+      await this.auditCall(req, requestId, service.name, requested, ctx, input, 200, undefined, output);
+      this.send(res, 200, 'text/xml', xml, requestId);
     } catch (e) {
       const err = toApiError(e);
       if (!(e instanceof ApiError)) this.opts.log?.(`request ${requestId} ${service?.name ?? 'query'}.${requested} failed: ${(e as Error)?.stack ?? e}`);
       coded(err.code);
+      await this.auditCall(req, requestId, service?.name ?? scopeService ?? 'query', requested || 'unknown', ctx, input, err.status, err);
       this.send(res, err.status, 'text/xml', serializeQueryError(service, err, requestId), requestId);
-      this.auditCall(req, requestId, service?.name ?? scopeService ?? 'query', requested || 'unknown', ctx, input, err.status, err);
     }
   }
 
   private async authenticate(req: IncomingMessage, body: Buffer, requestId: string, signingName: string, service: string, action: string): Promise<RequestContext> {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
-    const now = this.opts.clock.now();
+    // Signatures are about wall-clock time, even when the control plane runs on virtual time.
+    const now = systemClock.now();
     const verified = await verifySigV4(
       { method: req.method ?? 'POST', path: q < 0 ? url : url.slice(0, q), query: q < 0 ? '' : url.slice(q + 1), headers: req.headers, body },
       (id) => this.opts.credentials.lookup(id)?.secret,
@@ -235,6 +291,9 @@ export class ApiServer {
       throw invalidSignature(`Credential should be scoped to correct service: '${signingName}'.`);
     }
     const record = this.opts.credentials.lookup(verified.accessKeyId)!.record;
+    // Temporary credentials (STS): their own session token, and not expired on the server clock.
+    const token = req.headers['x-amz-security-token'];
+    this.opts.credentials.checkSessionToken(record, Array.isArray(token) ? token.join(',') : token, this.opts.clock.now(), service === 'iam' || service === 'sts');
     return {
       requestId,
       scope: { account: record.accountId, region: verified.region, partition: partitionOf(verified.region) },
@@ -242,6 +301,7 @@ export class ApiServer {
       clock: this.opts.clock,
       sourceIp: req.socket.remoteAddress ?? '',
       ...(typeof req.headers.host === 'string' && req.headers.host ? { host: req.headers.host } : {}),
+      ...((req.socket as { encrypted?: boolean }).encrypted ? { secureTransport: true } : {}),
       service,
       action,
     };

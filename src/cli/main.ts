@@ -1,5 +1,6 @@
 // The `berth` command.
 import { configFromEnv } from '../config.js';
+import { clockFromSpec } from '../domain/clock.js';
 import { readServerInfo, startBerth } from '../server.js';
 import { SqliteStore } from '../store/store.js';
 import { Credentials } from '../identity/credentials.js';
@@ -7,6 +8,9 @@ import { MasterKey } from '../identity/master-key.js';
 import { existsSync } from 'node:fs';
 import { LocalInstanceProvider } from '../providers/local/index.js';
 import { registryDown, registryUp } from './registry.js';
+import { auditCommand } from './audit.js';
+import { operatorKey } from './operator-key.js';
+import { callAdmin, parseDuration } from './admin-client.js';
 import { ExecAudit, type ExecSessionRecord } from '../exec/index.js';
 import { join } from 'node:path';
 
@@ -18,9 +22,22 @@ commands:
             eval "$(bin/berth env)"
   down    stop Berth and terminate its instances (they outlive the control plane
           otherwise), freeing every host resource they used
+  operator-key [--name NAME]
+          mint credentials for a fleet operator (prints exports like env): a user of the
+          operator account that may assume BerthOperator in customer accounts (instance
+          lifecycle, never customer data) and call the berth administration API
   sessions [--json] [--cluster NAME] [--task ID]
           the ECS Exec event history: who opened which session into which container,
           when, the command, how long it lasted, its exit code and why it ended
+  clock [advance <duration>]
+          show Berth's clock, or move a manual/accelerated clock forward (e.g. 6h, 14d)
+  platform list | publish <version> [--security regular|critical] [--description <text>]
+          list the instance platform versions, or publish one (older instances get replaced)
+  events [--cluster <name>] [--instance <i-…>]
+          the lifecycle decisions (drains, repairs, expiries) with their reasons
+  audit verify | export [--account ID]
+          verify walks the tamper-evident audit trail and names the first record that
+          was edited, inserted or deleted; export writes it as JSON lines
   registry up|down
           start (or stop) a local OCI registry on 127.0.0.1:5000 holding busybox:latest,
           built from this machine's busybox, for a first task without any other registry
@@ -32,18 +49,26 @@ environment:
   BERTH_DATA_DIR   where state is kept (default ./.berth)
   BERTH_REGION     region printed by 'berth env' (default us-east-1)
   BERTH_REGISTRY_PORT  port of 'berth registry' (default 5000)
+  BERTH_CLOCK      system (default), manual[:<ISO start>] or accelerated:<factor>[:<ISO start>]
+  BERTH_HEARTBEAT_TIMEOUT      seconds an agent may be away before its tasks are replaced (20)
+  BERTH_MAX_INSTANCE_LIFETIME  seconds before an instance starts draining (1209600 = 14 days)
+  BERTH_DRAIN_GRACE            seconds from drain start to the forced stop (604800 = 7 days)
   BERTH_MASTER_KEY / BERTH_MASTER_KEY_FILE
                    the key sealing secrets at rest (default file ~/.config/berth/master.key)
   BERTH_EXEC_TOKEN_TTL, BERTH_EXEC_IDLE_TIMEOUT, BERTH_EXEC_MAX_SESSION,
   BERTH_EXEC_MAX_SESSIONS_PER_TASK, BERTH_EXEC_RESUME_WINDOW
                    ECS Exec limits (see README.md)
+  BERTH_TLS_PORT, BERTH_TLS_CERT, BERTH_TLS_KEY
+                   an HTTPS listener for the same API (self-signed certificate by default)
+  BERTH_FIPS=1     the HTTPS listener accepts only FIPS-approved TLS versions and suites
 `;
 
 async function up(): Promise<void> {
   const config = configFromEnv();
-  const berth = await startBerth(config);
+  const berth = await startBerth(config, { clock: clockFromSpec(process.env.BERTH_CLOCK) });
   process.stdout.write(
     `Berth is listening on ${berth.endpoint} (account ${berth.accountId}, data in ${config.dataDir}).\n` +
+    (berth.tlsEndpoint ? `TLS endpoint: ${berth.tlsEndpoint}\n` : '') +
     `Point the aws CLI at it from another shell in this folder:\n` +
     `  eval "$(bin/berth env)"\n` +
     `  aws ecs create-cluster --cluster-name demo\n` +
@@ -155,6 +180,36 @@ async function main(argv: string[]): Promise<void> {
     case 'env': env(); break;
     case 'down': await down(); break;
     case 'sessions': sessions(argv.slice(1)); break;
+    case 'operator-key': operatorKey(argv.slice(1)); break;
+    case 'audit': process.exitCode = auditCommand(configFromEnv().dataDir, argv.slice(1)); break;
+    case 'clock': {
+      const { dataDir, region } = configFromEnv();
+      const out = argv[1] === 'advance'
+        ? await callAdmin(dataDir, region, 'AdvanceClock', { seconds: parseDuration(argv[2] ?? '') })
+        : await callAdmin(dataDir, region, 'GetClock');
+      process.stdout.write(`${new Date(out.now * 1000).toISOString()} (${out.mode}${out.mode === 'ACCELERATED' ? ` ×${out.factor}` : ''})\n`);
+      break;
+    }
+    case 'platform': {
+      const { dataDir, region } = configFromEnv();
+      if (argv[1] === 'publish') {
+        const flag = (name: string) => { const i = argv.indexOf(`--${name}`); return i > 0 ? argv[i + 1] : undefined; };
+        const security = (flag('security') ?? 'none').toUpperCase();
+        const out = await callAdmin(dataDir, region, 'PublishPlatformVersion', { version: argv[2], securityFix: security, ...(flag('description') ? { description: flag('description') } : {}) });
+        process.stdout.write(`Published platform version ${out.platformVersion.version} (${out.platformVersion.securityFix}).\n`);
+      } else {
+        const out = await callAdmin(dataDir, region, 'ListPlatformVersions');
+        for (const v of out.platformVersions) process.stdout.write(`${v.version}\t${new Date(v.releasedAt * 1000).toISOString()}\t${v.securityFix}${v.latest ? '\tlatest' : ''}\n`);
+      }
+      break;
+    }
+    case 'events': {
+      const { dataDir, region } = configFromEnv();
+      const flag = (name: string) => { const i = argv.indexOf(`--${name}`); return i > 0 ? argv[i + 1] : undefined; };
+      const out = await callAdmin(dataDir, region, 'ListLifecycleEvents', { ...(flag('cluster') ? { cluster: flag('cluster') } : {}), ...(flag('instance') ? { instanceId: flag('instance') } : {}) });
+      for (const e of out.events) process.stdout.write(`${new Date(e.time * 1000).toISOString()}\t${e.cluster}\t${e.instanceId}\t${e.action}\t${e.reason}\t${e.message}\n`);
+      break;
+    }
     case 'registry': {
       const c = { dataDir: configFromEnv().dataDir, port: Number(process.env.BERTH_REGISTRY_PORT ?? 5000) };
       if (argv[1] === 'up') await registryUp(c);

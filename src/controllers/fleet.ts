@@ -19,7 +19,6 @@ import { formatArn, partitionOf } from '../domain/arn.js';
 const EC2_INDEX = 'ec2-instance';
 const GLOBAL = 'global';
 export const AGENT_VERSION = '0.1.0';
-export const PLATFORM_VERSION = '2026.11.0';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
@@ -39,11 +38,16 @@ export interface FleetOptions {
   store: Store;
   ecs: Ecs;
   provider: InstanceProvider | undefined;
+  /** The control plane's time (virtual in tests and demos): ages, timestamps. */
   clock: Clock;
+  /** Real time, for agent connectivity (heartbeats, registration): never virtual. */
+  liveness: Clock;
   log: (line: string) => void;
   agentCommand: string[];
   controlPlaneUrl: () => string;
   events: FleetEvents;
+  /** The newest platform version: new instances launch on it. */
+  platformVersion: () => string;
 }
 
 export class Fleet implements GatewayHandlers {
@@ -61,6 +65,7 @@ export class Fleet implements GatewayHandlers {
 
   /** Records a new instance (REGISTERING) and starts it; returns the record at once. */
   launch(scope: string, provider: CapacityProviderRecord, type: InstanceType, subnetIndex: number): ContainerInstanceRecord {
+    const platformVersion = this.o.platformVersion();
     const [account, region] = scope.split('/') as [string, string];
     const id = hex(16);
     const ec2InstanceId = `i-${hex(9).slice(0, 17)}`;
@@ -85,6 +90,8 @@ export class Fleet implements GatewayHandlers {
       registeredMemory: registeredMemory(type),
       attributes: [],
       launchedAt: now,
+      launchedAtReal: this.o.liveness.now(),
+      platformVersion,
       version: 0,
       tags: provider.managedInstancesProvider.propagateTags === 'CAPACITY_PROVIDER'
         ? [...provider.tags.filter((t) => !t.key.startsWith('berth:'))] : [],
@@ -119,7 +126,7 @@ export class Fleet implements GatewayHandlers {
             BERTH_AGENT_INSTANCE_TYPE: ci.instanceType,
             BERTH_AGENT_AVAILABILITY_ZONE: ci.availabilityZone,
             BERTH_AGENT_SUBNET_ID: ci.subnetId,
-            BERTH_AGENT_PLATFORM_VERSION: PLATFORM_VERSION,
+            BERTH_AGENT_PLATFORM_VERSION: ci.platformVersion ?? 'unknown',
             BERTH_AGENT_PRIVILEGED_CAPABILITIES: (ci.launchConfig?.privilegedCapabilities ?? []).join(' '),
             BERTH_AGENT_FIPS_REQUESTED: ci.launchConfig?.fips ? '1' : '0',
           },
@@ -205,7 +212,7 @@ export class Fleet implements GatewayHandlers {
       }
       // Its agent gets the heartbeat timeout from now to reconnect.
       ci.agentConnected = false;
-      ci.agentLastSeenAt = this.o.clock.now();
+      ci.agentLastSeenAt = this.o.liveness.now();
       this.o.ecs.containerInstances.save(scope, ci);
       const alive = await this.o.provider?.isAlive(ci.ec2InstanceId).catch(() => false);
       if (alive) keep.push(ci.ec2InstanceId);
@@ -247,7 +254,7 @@ export class Fleet implements GatewayHandlers {
     this.o.store.tx(() => {
       const ci = this.o.ecs.containerInstances.get(found.scope, found.ci.id)!;
       ci.agentConnected = false;
-      ci.agentLastSeenAt = this.o.clock.now();
+      ci.agentLastSeenAt = this.o.liveness.now();
       this.o.ecs.containerInstances.save(found.scope, ci);
     });
     this.o.events.changed();
@@ -262,7 +269,7 @@ export class Fleet implements GatewayHandlers {
     switch (msg.type) {
       case 'register': this.register(scope, found.ci.id, msg.attributes, msg.tasks, now); break;
       case 'task': {
-        const t = this.o.store.tx(() => this.o.ecs.tasks.applyReport(scope, found.ci.id, msg.report, now));
+        const t = this.o.store.tx(() => this.o.ecs.tasks.applyReport(scope, found.ci.id, this.stamped(msg.report, now), now));
         if (t) this.o.events.taskReport(scope, t);
         this.o.events.changed();
         break;
@@ -270,7 +277,25 @@ export class Fleet implements GatewayHandlers {
       case 'logs': this.o.events.logs(scope, instanceId, msg); break;
       case 'metrics': this.o.events.metrics(scope, found.ci, msg.tasks); break;
       case 'heartbeat': break;
+      case 'health':
+        this.o.store.tx(() => {
+          const ci = this.o.ecs.containerInstances.get(scope, found.ci.id)!;
+          ci.runtimeHealth = { status: msg.runtime, ...(msg.reason ? { reason: msg.reason } : {}) };
+          this.o.ecs.containerInstances.save(scope, ci);
+        });
+        this.o.events.changed();
+        break;
     }
+  }
+
+  /** With virtual time, the agent's real-time timestamps are replaced by the control plane's. */
+  private stamped(r: TaskReport, now: number): TaskReport {
+    if (this.o.clock === this.o.liveness) return r;
+    const out: TaskReport = { ...r };
+    for (const k of ['pullStartedAt', 'pullStoppedAt', 'startedAt', 'stoppingAt', 'executionStoppedAt', 'stoppedAt'] as const) {
+      if (out[k] !== undefined) out[k] = now;
+    }
+    return out;
   }
 
   private register(scope: string, id: string, attributes: Attribute[], reports: TaskReport[], now: number): void {
@@ -278,7 +303,7 @@ export class Fleet implements GatewayHandlers {
       const ci = this.o.ecs.containerInstances.get(scope, id)!;
       ci.attributes = attributes;
       ci.agentConnected = true;
-      ci.agentLastSeenAt = now;
+      ci.agentLastSeenAt = this.o.liveness.now();
       if (ci.ec2State === 'pending') ci.ec2State = 'running';
       if (ci.status === 'REGISTERING') {
         ci.status = 'ACTIVE';
@@ -287,7 +312,7 @@ export class Fleet implements GatewayHandlers {
       ci.health = { overallStatus: 'OK', details: [{ type: 'CONTAINER_RUNTIME', status: 'OK', lastUpdated: now, lastStatusChange: ci.health.details[0]?.lastStatusChange ?? now }] };
       this.o.ecs.containerInstances.save(scope, ci);
       const known = new Set(reports.map((r) => r.taskArn));
-      for (const r of reports) this.o.ecs.tasks.applyReport(scope, id, r, now);
+      for (const r of reports) this.o.ecs.tasks.applyReport(scope, id, this.stamped(r, now), now);
       // A task the agent had accepted but no longer knows is lost.
       for (const t of this.o.ecs.tasks.onInstance(scope, ci.cluster, id)) {
         if (t.lastStatus === 'STOPPED' || known.has(t.taskArn) || statusRank(t.lastStatus) < statusRank('PENDING')) continue;

@@ -39,6 +39,8 @@ export interface SchedulerOptions {
   providerProblems: () => string[];
   hostFips: boolean;
   clock: Clock;
+  /** Real time for agent connectivity (see FleetOptions.liveness). */
+  liveness: Clock;
   log: (line: string) => void;
   hostArch?: Architecture;
   /** Runs at the start of every pass (the service controller). */
@@ -141,9 +143,9 @@ export class Scheduler {
     // Their agents have not reported attributes yet: assume what every agent reports.
     // So do instances whose agent is briefly away (restarting, or this control plane
     // restarted): new capacity is launched only once they count as lost.
-    const now = this.o.clock.now();
+    const realNow = this.o.liveness.now();
     const registering = new Set(instances.filter((ci) => ci.status === 'REGISTERING'
-      || (ci.status === 'ACTIVE' && !ci.agentConnected && now - (ci.agentLastSeenAt ?? ci.launchedAt) < this.o.heartbeatTimeoutMs)).map((ci) => ci.id));
+      || (ci.status === 'ACTIVE' && !ci.agentConnected && realNow - (ci.agentLastSeenAt ?? ci.launchedAtReal ?? 0) < this.o.heartbeatTimeoutMs)).map((ci) => ci.id));
     const expected = AGENT_CAPABILITIES.map((name) => ({ name }));
     const engine = new PlacementEngine(snaps
       .filter((s) => (s.status === 'ACTIVE' && s.agentConnected) || registering.has(s.id))
@@ -262,6 +264,8 @@ export class Scheduler {
         for (const x of d.drain) {
           const cur = ecs.containerInstances.get(scope, x.instanceId)!;
           cur.status = 'DRAINING';
+          cur.drainStartedAt = now;
+          cur.drainReason = 'scale-in';
           cur.statusReason = x.reason;
           ecs.containerInstances.save(scope, cur);
           this.o.log(`scheduler: draining ${cur.ec2InstanceId}: ${x.reason}`);
@@ -303,7 +307,7 @@ export class Scheduler {
   }
 
   /** Wakes a pass at `at` on the scheduler's clock (one timer per distinct time). */
-  private wakeAt(at: number): void {
+  wakeAt(at: number): void {
     if (this.wakeTimes.has(at)) return;
     this.wakeTimes.add(at);
     this.o.clock.after(Math.max(0, at - this.o.clock.now()) + 5, () => { this.wakeTimes.delete(at); this.wake(); });
@@ -370,10 +374,10 @@ export class Scheduler {
 
   /** Instances deregistered by the user, or whose provider is going away, are terminated. */
   private terminateRetired(): void {
-    const now = this.o.clock.now();
+    const realNow = this.o.liveness.now();
     for (const { scope, ci } of this.o.ecs.containerInstances.all()) {
       if (ci.ec2State === 'terminated' || this.o.fleet.isTerminating(ci.id) || this.o.fleet.isLaunching(ci.id)) continue;
-      if (ci.status === 'REGISTERING' && now - ci.launchedAt > REGISTRATION_TIMEOUT_MS) {
+      if (ci.status === 'REGISTERING' && realNow - (ci.launchedAtReal ?? realNow) > REGISTRATION_TIMEOUT_MS) {
         // An agent that never registers (crash loop, no route to the gateway) gets its instance replaced.
         this.o.store.tx(() => {
           const cur = this.o.ecs.containerInstances.get(scope, ci.id)!;
@@ -404,10 +408,10 @@ export class Scheduler {
   /** Instances whose agent is gone past the heartbeat timeout and whose host is gone too are terminated. */
   private async terminateDead(): Promise<void> {
     if (!this.o.provider) return;
-    const now = this.o.clock.now();
+    const realNow = this.o.liveness.now();
     for (const { scope, ci } of this.o.ecs.containerInstances.all()) {
       if (ci.ec2State !== 'running' || ci.agentConnected || this.o.fleet.isTerminating(ci.id)) continue;
-      if (now - (ci.agentLastSeenAt ?? ci.launchedAt) < this.o.heartbeatTimeoutMs) continue;
+      if (realNow - (ci.agentLastSeenAt ?? ci.launchedAtReal ?? 0) < this.o.heartbeatTimeoutMs) continue;
       if (await this.o.provider.isAlive(ci.ec2InstanceId).catch(() => true)) continue;
       void this.o.fleet.terminate(scope, ci.id, `Instance ${ci.ec2InstanceId} stopped unexpectedly.`);
     }
@@ -446,7 +450,20 @@ export class Scheduler {
         }
         const td = this.o.ecs.taskDefinitions.get(idx.scope, t.family, t.revision);
         if (!td) continue;
-        specs.push(buildTaskSpec(t, td, ci.launchConfig?.privilegedCapabilities ?? []));
+        // Sealed secrets are opened here, as the spec goes to the agent (kms/secrets.ts).
+        try {
+          specs.push(buildTaskSpec(t, td, ci.launchConfig?.privilegedCapabilities ?? [], this.o.ecs.taskDefinitions.secrets?.opener(idx.scope, t)));
+        } catch (e) {
+          if (!(e instanceof Error) || !e.message.startsWith('ResourceInitializationError')) throw e;
+          // The agent gets the task to stop (never to start), its secrets still sealed.
+          const cur = this.o.store.tx(() => {
+            const x = this.o.ecs.tasks.get(idx.scope, t.id);
+            if (x) this.o.ecs.tasks.requestStop(idx.scope, x, e.message.slice(0, 1024), 'TaskFailedToStart', this.o.clock.now());
+            return x;
+          });
+          this.o.log(`scheduler: task ${t.id} cannot start: ${e.message}`);
+          if (cur) specs.push(buildTaskSpec(cur, td, ci.launchConfig?.privilegedCapabilities ?? []));
+        }
       }
       const registryForwards = await this.registryForwards(specs);
       const body = JSON.stringify({ tasks: specs, registryForwards });

@@ -27,6 +27,8 @@ export interface ServiceTask {
   trouble?: TaskTrouble;
   /** Its essential containers have health checks that have not passed yet. */
   awaitingHealth?: boolean;
+  /** Task scale-in protection: not stopped for scale-in, deployments or drains. */
+  protected?: boolean;
   createdAt: number;
 }
 
@@ -152,7 +154,7 @@ export function decideService(s: ServiceSnapshot, tasks: ServiceTask[], newlyFai
   ];
   let serving = live.filter(isServing).length;
   for (const { t, why } of candidates) {
-    if (stopping.has(t.id)) continue;
+    if (stopping.has(t.id) || t.protected) continue;
     if (isServing(t)) {
       if (serving - 1 < floor) continue;
       serving--;

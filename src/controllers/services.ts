@@ -13,6 +13,8 @@ export interface ServiceControllerOptions {
   store: Store;
   ecs: Ecs;
   clock: Clock;
+  /** Real time, for agent connectivity and crash-loop backoff. */
+  liveness: Clock;
   log: (line: string) => void;
   /** How long an instance's agent may stay disconnected before its tasks count as lost. */
   heartbeatTimeoutMs: number;
@@ -51,7 +53,7 @@ export class ServiceController {
     const ci = t.containerInstanceId ? instances.get(t.containerInstanceId) : undefined;
     if (ci) {
       if (ci.ec2State === 'terminated' || ci.status === 'INACTIVE') return 'instance-lost';
-      if (!ci.agentConnected && now - (ci.agentLastSeenAt ?? ci.launchedAt) > this.o.heartbeatTimeoutMs) return 'instance-lost';
+      if (!ci.agentConnected && this.o.liveness.now() - (ci.agentLastSeenAt ?? ci.launchedAtReal ?? 0) > this.o.heartbeatTimeoutMs) return 'instance-lost';
       if (ci.status === 'DRAINING') return 'instance-draining';
     }
     if (t.healthStatus === 'UNHEALTHY' && now - (t.startedAt ?? now) >= grace * 1000) return 'unhealthy';
@@ -94,6 +96,7 @@ export class ServiceController {
         return {
           id: t.id, deploymentId: t.deploymentId ?? '', lastStatus: t.lastStatus, stopping: t.desiredStatus === 'STOPPED',
           createdAt: t.createdAt, ...(trouble ? { trouble } : {}), ...(awaitingHealth ? { awaitingHealth } : {}),
+          ...((t.protectedUntil ?? 0) > now ? { protected: true } : {}),
         };
       });
       const d = decideService({
@@ -105,7 +108,7 @@ export class ServiceController {
         consecutiveFailures: s.consecutiveFailures,
         nextLaunchAt: s.nextLaunchAt,
         ...(s.lastCompletedTaskDefinition ? { lastCompletedTaskDefinition: s.lastCompletedTaskDefinition } : {}),
-      }, snapshot, failed, now);
+      }, snapshot, failed, this.o.liveness.now()); // its only use of time is the crash-loop backoff: real time
 
       // Deployments: keep the decision's view, retire the ones that drained.
       const kept = new Set(d.deployments.map((x) => x.id));

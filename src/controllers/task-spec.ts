@@ -20,13 +20,21 @@ function caps(list: string[] | undefined): string[] {
   return (list ?? []).map((c) => (c.toUpperCase() === 'ALL' ? 'ALL' : normalizeCapability(c) ?? c));
 }
 
-export function buildTaskSpec(task: TaskRecord, td: TaskDefinitionRecord, allowedPrivilegedCapabilities: string[]): TaskSpec {
+/**
+ * Opens a value sealed at rest (task definition secrets, see kms/secrets.ts) for the spec;
+ * values that are not sealed come back as they are.
+ */
+export type RevealSecret = (value: string, kind: 'environment' | 'secret', what: string) => string;
+
+export function buildTaskSpec(task: TaskRecord, td: TaskDefinitionRecord, allowedPrivilegedCapabilities: string[], reveal?: RevealSecret): TaskSpec {
   const body = td.body;
   const overrides = new Map<string, Json>((task.overrides.containerOverrides ?? []).map((o: Json) => [o.name, o] as const));
   const containers: ContainerSpec[] = body.containerDefinitions.map((c: Json): ContainerSpec => {
     const o = overrides.get(c.name) ?? {};
     const env = new Map<string, string>();
-    for (const e of c.environment ?? []) env.set(e.name, e.value ?? '');
+    const open = (v: string, kind: 'environment' | 'secret', name: string) => (reveal ? reveal(v, kind, `${kind === 'secret' ? 'secret' : 'environment variable'} '${name}' of container '${c.name}'`) : v);
+    for (const e of c.environment ?? []) env.set(e.name, open(e.value ?? '', 'environment', e.name));
+    for (const s of c.secrets ?? []) env.set(s.name, open(s.valueFrom ?? '', 'secret', s.name));
     for (const e of o.environment ?? []) env.set(e.name, e.value ?? '');
     const rec = task.containers.find((x) => x.name === c.name)!;
     return {

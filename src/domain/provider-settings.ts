@@ -2,10 +2,13 @@
 // unmodified AWS clients can set them:
 //   berth:single-task-mode          = enabled | disabled   (default disabled)
 //   berth:privileged-capabilities   = ALL | NONE | CAP_X+CAP_Y (also space-separated)
+//   berth:disruption-budget         = N | N%   (instances draining at once; default 10%, at least 1)
 import { normalizeCapability, isDefaultCapability, PRIVILEGED_CAPABILITIES, type Capability } from './capabilities.js';
 
 export const SINGLE_TASK_TAG = 'berth:single-task-mode';
 export const PRIVILEGED_TAG = 'berth:privileged-capabilities';
+/** How many instances may drain at once for replacement: `N` or `N%` of the provider's (default 10%). */
+export const DISRUPTION_BUDGET_TAG = 'berth:disruption-budget';
 export const RESERVED_PREFIX = 'berth:';
 
 export interface ProviderSettings {
@@ -30,8 +33,12 @@ export function parseProviderSettings(tags: TagLike[]): ProviderSettings {
       settings.singleTaskMode = v === 'enabled';
     } else if (key === PRIVILEGED_TAG) {
       settings.privilegedCapabilities = parseCapabilityList(value);
+    } else if (key === DISRUPTION_BUDGET_TAG) {
+      if (!/^([1-9]\d{0,5}|([1-9]\d?|100)%)$/.test(value.trim())) {
+        throw new ProviderSettingError(`Tag ${DISRUPTION_BUDGET_TAG} must be a number of instances (e.g. 2) or a percentage from 1% to 100% (e.g. 10%); got '${value}'.`);
+      }
     } else {
-      throw new ProviderSettingError(`Unknown reserved tag key '${key}'. Berth's capacity provider settings are ${SINGLE_TASK_TAG} and ${PRIVILEGED_TAG}.`);
+      throw new ProviderSettingError(`Unknown reserved tag key '${key}'. Berth's capacity provider settings are ${SINGLE_TASK_TAG}, ${PRIVILEGED_TAG} and ${DISRUPTION_BUDGET_TAG}.`);
     }
   }
   return settings;

@@ -32,6 +32,8 @@ export interface ContainerInstanceRecord {
   registeredMemory: number;
   attributes: Attribute[];
   launchedAt: number;
+  /** launchedAt on the real-time clock (registration timeouts), when time is virtual. */
+  launchedAtReal?: number;
   registeredAt?: number;
   version: number;
   agentVersion?: string;
@@ -45,6 +47,15 @@ export interface ContainerInstanceRecord {
   idleSince?: number;
   underutilisedSince?: number;
   lastTaskStartedAt?: number;
+  /** The platform (instance image) version it was launched with. */
+  platformVersion?: string;
+  /** When it started draining, and why (lifecycle, scale-in or a user). */
+  drainStartedAt?: number;
+  drainReason?: string;
+  /** When the drain's hard deadline stopped the remaining tasks. */
+  hardStopAt?: number;
+  /** What the agent reports about its container runtime. */
+  runtimeHealth?: { status: 'OK' | 'IMPAIRED'; reason?: string };
   /** The provider's settings when the instance was launched (later changes apply to new instances). */
   launchConfig?: { singleTaskMode: boolean; privilegedCapabilities: string[]; fips: boolean };
 }
@@ -203,6 +214,8 @@ export class ContainerInstances {
         }
         if (ci.status !== input.status) {
           ci.status = input.status;
+          if (input.status === 'DRAINING') { ci.drainStartedAt = ctx.clock.now(); ci.drainReason = 'user'; }
+          else { delete ci.drainStartedAt; delete ci.drainReason; delete ci.hardStopAt; delete ci.statusReason; }
           this.save(scope, ci);
           this.onChange(scope, ci);
         }

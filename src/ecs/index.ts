@@ -115,6 +115,8 @@ export class Ecs {
       StopTask: (ctx, i) => tk.stop(ctx, i),
       DescribeTasks: (ctx, i) => tk.describe(ctx, i),
       ListTasks: (ctx, i) => tk.list(ctx, i),
+      UpdateTaskProtection: (ctx, i) => tk.updateProtection(ctx, i),
+      GetTaskProtection: (ctx, i) => tk.getProtection(ctx, i),
       CreateService: (ctx, i) => sv.create(ctx, i),
       UpdateService: (ctx, i) => sv.update(ctx, i, counts),
       DeleteService: (ctx, i) => sv.delete(ctx, i, counts),

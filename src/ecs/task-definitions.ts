@@ -29,11 +29,19 @@ const FAMILY = 'task-definition-family';
 /** Sorts family names before revisions (' ' is below every allowed name character). */
 const idOf = (family: string, revision: number) => `${family} ${String(revision).padStart(10, '0')}`;
 
+/** Seals secret values at registration and opens them for task specs (kms/secrets.ts). */
+export interface TaskSecrets {
+  protect(scope: string, body: Json, tags: Tag[]): Json;
+  /** A function opening one value for a task's spec; throws when a value cannot be opened for a task not started yet. */
+  opener(scope: string, task: { taskArn: string; lastStatus: string }): (value: string, kind: 'environment' | 'secret', what: string) => string;
+}
+
 /** Answers whether tasks or services still use a revision (filled in by the task work). */
 export type TaskDefinitionUsage = (scope: string, arn: string) => boolean;
 
 export class TaskDefinitions {
   inUse: TaskDefinitionUsage = () => false;
+  secrets: TaskSecrets | undefined;
 
   constructor(private readonly store: Store) {}
 
@@ -81,8 +89,10 @@ export class TaskDefinitions {
   register(ctx: RequestContext, input: Json) {
     const tags: Tag[] = (input.tags ?? []).map((t: Tag) => ({ key: t.key, value: t.value ?? '' }));
     validateTags(tags);
-    const { body, compatibilities } = normalizeTaskDefinition(input);
+    const normalized = normalizeTaskDefinition(input);
+    const { compatibilities } = normalized;
     const scope = sk(ctx.scope);
+    const body = this.secrets ? this.secrets.protect(scope, normalized.body, tags) : normalized.body;
     return this.store.tx(() => {
       const fam = this.store.get<FamilyRecord>(FAMILY, scope, body.family) ?? { family: body.family, latestRevision: 0, activeRevisions: 0 };
       fam.latestRevision += 1;

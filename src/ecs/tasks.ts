@@ -566,6 +566,48 @@ export class Tasks {
     return t;
   }
 
+  private protection(t: TaskRecord, now: number): Json {
+    const on = (t.protectedUntil ?? 0) > now;
+    return { taskArn: t.taskArn, protectionEnabled: on, ...(on ? { expirationDate: seconds(t.protectedUntil!) } : {}) };
+  }
+
+  /** Task scale-in protection: the scheduler does not stop protected tasks (until the hard deadline). */
+  updateProtection(ctx: RequestContext, input: { cluster?: string; tasks: string[]; protectionEnabled: boolean; expiresInMinutes?: number }) {
+    if (input.tasks.length === 0 || input.tasks.length > 10) throw invalidParameter(`tasks must list between 1 and 10 tasks; got ${input.tasks.length}.`);
+    const minutes = input.expiresInMinutes ?? 120;
+    if (input.protectionEnabled && (minutes < 1 || minutes > 2880)) throw invalidParameter(`expiresInMinutes must be between 1 and 2880 (48 hours); got ${minutes}.`);
+    const scope = sk(ctx.scope);
+    const now = ctx.clock.now();
+    return this.store.tx(() => {
+      const cluster = this.clusters.require(ctx, input.cluster);
+      const protectedTasks: Json[] = [];
+      const failures: Json[] = [];
+      for (const ref of input.tasks) {
+        const t = this.resolve(ctx, cluster.clusterName, ref);
+        if (!t || t.lastStatus === 'STOPPED') { failures.push({ arn: ref, reason: 'TASK_NOT_VALID', detail: 'The task is not running.' }); continue; }
+        if (input.protectionEnabled) t.protectedUntil = now + minutes * 60_000; else delete t.protectedUntil;
+        this.save(scope, t);
+        protectedTasks.push(this.protection(t, now));
+      }
+      return { protectedTasks, failures };
+    });
+  }
+
+  getProtection(ctx: RequestContext, input: { cluster?: string; tasks?: string[] }) {
+    const cluster = this.clusters.require(ctx, input.cluster);
+    const scope = sk(ctx.scope);
+    const now = ctx.clock.now();
+    const protectedTasks: Json[] = [];
+    const failures: Json[] = [];
+    const refs = input.tasks ?? this.ofCluster(scope, cluster.clusterName).map((t) => t.id);
+    for (const ref of refs) {
+      const t = this.resolve(ctx, cluster.clusterName, ref);
+      if (!t) { failures.push({ arn: ref, reason: 'MISSING' }); continue; }
+      protectedTasks.push(this.protection(t, now));
+    }
+    return { protectedTasks, failures };
+  }
+
   /** Forgets stopped tasks after ECS's retention (at least an hour). */
   reapStopped(now: number, retentionMs = 60 * 60 * 1000): number {
     let n = 0;

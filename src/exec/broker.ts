@@ -10,7 +10,7 @@
 // ResumeSession replaces it. Limits: idle timeout, maximum length, sessions per task; a
 // client that vanishes gets the resume window to come back, then its command is killed.
 // Every session is recorded (audit.ts) and, as the cluster's executeCommandConfiguration
-// says, its transcript goes to the log store (transcript.ts), sealed when it names a kmsKeyId.
+// says, its transcript goes to the log store (transcript.ts), sealed under its KMS kmsKeyId.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -23,7 +23,6 @@ import type { Clock, Timer } from '../domain/clock.js';
 import type { Ecs } from '../ecs/index.js';
 import type { Json } from '../ecs/task-definition-rules.js';
 import type { TaskRecord } from '../ecs/tasks.js';
-import type { KeyStore } from '../identity/keys.js';
 import type { Logs } from '../logs/index.js';
 import type { Store } from '../store/store.js';
 import { logDestination } from '../controllers/task-spec.js';
@@ -32,7 +31,7 @@ import { end as endRecord, ExecAudit, type EndReason, type ExecSessionRecord } f
 import { CommandLineError, splitCommandLine } from './command-line.js';
 import { PayloadType } from './codec.js';
 import { DataChannel } from './data-channel.js';
-import { Transcript } from './transcript.js';
+import { Transcript, type Sealer } from './transcript.js';
 
 export const DATA_CHANNEL_PATH = '/v1/data-channel/';
 /** AWS's exact words when the task was not started with enableExecuteCommand. */
@@ -68,14 +67,26 @@ export interface ExecBrokerOptions {
   store: Store;
   ecs: Ecs;
   logs: Logs;
-  keys: KeyStore;
+  /** Seals transcripts under the cluster's kmsKeyId (KMS envelope sealing). */
+  keys: Sealer;
   agents: AgentLink;
+  /** A data-channel connection was accepted or refused, or a session ended (the audit trail). */
+  onSessionEvent?: (e: ExecSessionEvent) => void;
   clock: Clock;
   log: (line: string) => void;
   limits?: Partial<ExecLimits>;
   /** Host:port for stream URLs when a request carries no Host header. */
   defaultHost: () => string;
   agentVersion: string;
+}
+
+export interface ExecSessionEvent {
+  kind: 'connected' | 'refused' | 'ended';
+  scope: string;
+  sessionId: string;
+  sourceIp: string;
+  record: ExecSessionRecord | undefined;
+  reason?: string;
 }
 
 type State = 'pending' | 'connected' | 'disconnected' | 'ended';
@@ -107,6 +118,8 @@ interface Session {
   transcript: Transcript | undefined;
   bytesIn: number;
   bytesOut: number;
+  /** Where the client last connected from. */
+  sourceIp?: string;
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
@@ -239,6 +252,12 @@ export class ExecBroker {
     }
     if (!group) return undefined;
     const kmsKeyId = cfg?.kmsKeyId;
+    // A transcript that must be encrypted is never written in clear: no usable key, no session.
+    if (kmsKeyId) {
+      try { this.o.keys.check(scope, kmsKeyId); } catch (e) {
+        throw invalidParameter(`The execute command failed because the cluster's executeCommandConfiguration.kmsKeyId cannot encrypt the session transcript: ${(e as Error).message}`);
+      }
+    }
     try {
       const writer = new Transcript({ logs: this.o.logs, keys: this.o.keys, scope, group, stream: sessionId, ...(kmsKeyId ? { kmsKeyId } : {}), clock: this.o.clock, log: this.o.log });
       return { writer, where: { logGroupName: group, logStreamName: sessionId, encrypted: kmsKeyId !== undefined } };
@@ -288,11 +307,19 @@ export class ExecBroker {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return true;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(s, ws));
+    const sourceIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(s, ws, sourceIp));
     return true;
   }
 
-  private accept(s: Session, ws: WebSocket): void {
+  private sessionEvent(s: Session, kind: ExecSessionEvent['kind'], sourceIp: string, reason?: string): void {
+    if (!this.o.onSessionEvent) return;
+    try {
+      this.o.onSessionEvent({ kind, scope: s.scope, sessionId: s.id, sourceIp, record: this.audit.get(s.scope, s.id), ...(reason ? { reason } : {}) });
+    } catch (e) { this.o.log(`exec: ${s.id}: audit: ${(e as Error).message}`); }
+  }
+
+  private accept(s: Session, ws: WebSocket, sourceIp = ''): void {
     let authenticated = false;
     const firstFrame = setTimeout(() => ws.close(1008, 'no token'), FIRST_FRAME_MS);
     this.alive.add(ws);
@@ -309,10 +336,13 @@ export class ExecBroker {
       const refusal = isBinary ? 'the first frame must be the token' : this.checkToken(s, buf);
       if (refusal) {
         this.o.log(`exec: ${s.id}: connection refused: ${refusal}`);
+        this.sessionEvent(s, 'refused', sourceIp, refusal);
         ws.close(1008, refusal);
         return;
       }
       authenticated = true;
+      s.sourceIp = sourceIp;
+      this.sessionEvent(s, 'connected', sourceIp);
       this.attach(s, ws);
     });
     ws.on('close', () => {
@@ -460,6 +490,7 @@ export class ExecBroker {
       r.bytesIn = s.bytesIn;
       r.bytesOut = s.bytesOut;
     });
+    this.sessionEvent(s, 'ended', s.sourceIp ?? '', reason);
     if (s.ws) { this.deliverEnd(s); return; }
     if (reason === 'never-connected' || reason === 'terminated' || reason === 'client-gone') { this.drop(s); return; }
     // The client is away: keep what it has not seen until it resumes or the window closes.

@@ -1,12 +1,17 @@
 // A session's transcript (what the command printed) in the log store, one event per line,
 // under the log group the cluster's executeCommandConfiguration names. With a kmsKeyId,
-// each event is sealed (AES-256-GCM) under Berth's data key for that id before it is
-// stored, so the database holds no transcript in clear; GetLogEvents/FilterLogEvents open
-// it for callers of the same account (see identity/keys.ts and Logs.decode).
+// each event is sealed (AES-256-GCM) under a data key of that KMS key before it is stored,
+// so the database holds no transcript in clear; GetLogEvents/FilterLogEvents open it for
+// callers of the same account while the key is enabled (see kms/kms.ts and Logs.decode).
 import { StringDecoder } from 'node:string_decoder';
 import type { Clock } from '../domain/clock.js';
-import type { KeyStore } from '../identity/keys.js';
 import type { Logs } from '../logs/index.js';
+
+/** Seals values at rest under a KMS key (kms/kms.ts); `check` throws when the key cannot be used. */
+export interface Sealer {
+  seal(scope: string, keyRef: string, plaintext: string): string;
+  check(scope: string, keyRef: string): void;
+}
 
 const FLUSH_MS = 200;
 const PARTIAL_LINE_MS = 1_000;
@@ -14,7 +19,7 @@ const MAX_BATCH = 1_000;
 
 export interface TranscriptOptions {
   logs: Logs;
-  keys: KeyStore;
+  keys: Sealer;
   scope: string;
   group: string;
   stream: string;

@@ -1,8 +1,9 @@
 // Accounts and access keys. The first start creates a default account with an
 // administrator key; `berth env` prints it. Secrets are stored sealed by the master key.
-import { randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import type { MasterKey } from './master-key.js';
+import { ApiError } from '../api/errors.js';
 
 export interface Account { accountId: string; name: string; createdAt: number }
 
@@ -15,6 +16,25 @@ export interface AccessKeyRecord {
   status: 'Active' | 'Inactive';
   createdAt: number;
   sealedSecret: string;
+  /** Temporary credentials (STS AssumeRole, `ASIA…` keys): their session. */
+  session?: SessionInfo;
+}
+
+/** What a temporary access key carries besides its secret. */
+export interface SessionInfo {
+  /** SHA-256 (hex) of the session token the client must present as X-Amz-Security-Token. */
+  tokenHash: string;
+  issuedAt: number;
+  /** Epoch ms on the server clock after which the credentials are refused. */
+  expiresAt: number;
+  /** The role assumed, e.g. arn:aws:iam::123456789012:role/BerthOperator. */
+  roleArn: string;
+  roleName: string;
+  sessionName: string;
+  /** Who assumed the role (ARN). */
+  sourceArn: string;
+  /** Session policy passed to AssumeRole, if any. */
+  policy?: string;
 }
 
 export interface Principal {
@@ -28,8 +48,8 @@ export interface Principal {
 const GLOBAL = 'global';
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
-export function newAccessKeyId(): string {
-  let s = 'AKIA';
+export function newAccessKeyId(prefix: 'AKIA' | 'ASIA' = 'AKIA'): string {
+  let s: string = prefix;
   const bytes = randomBytes(16);
   for (const b of bytes) s += ALNUM[b % 32];
   return s;
@@ -99,5 +119,76 @@ export class Credentials {
   /** Forget cached secrets (after a key is deleted or deactivated). */
   invalidate(accessKeyId: string): void {
     this.secrets.delete(accessKeyId);
+  }
+
+  // IAM access keys and STS temporary credentials (src/iam) -------------------------------
+
+  /** Every key of an account (long-term and temporary). */
+  keysOf(accountId: string): AccessKeyRecord[] {
+    return this.store.list<AccessKeyRecord>('access-key', GLOBAL, { parent: accountId });
+  }
+
+  record(accessKeyId: string): AccessKeyRecord | undefined {
+    return this.store.get<AccessKeyRecord>('access-key', GLOBAL, accessKeyId);
+  }
+
+  /** Deletes a key; requests signed with it fail from now on. */
+  deleteAccessKey(accessKeyId: string): boolean {
+    const gone = this.store.delete('access-key', GLOBAL, accessKeyId);
+    this.invalidate(accessKeyId);
+    return gone;
+  }
+
+  setStatus(accessKeyId: string, status: AccessKeyRecord['status']): void {
+    const r = this.record(accessKeyId);
+    if (!r) return;
+    r.status = status;
+    this.store.put('access-key', GLOBAL, accessKeyId, r, r.accountId);
+    this.invalidate(accessKeyId);
+  }
+
+  /** Temporary credentials: an `ASIA…` key, its secret and a session token (stored hashed). */
+  createSessionKey(accountId: string, principal: string, userName: string, session: Omit<SessionInfo, 'tokenHash'>):
+    { record: AccessKeyRecord; secret: string; sessionToken: string } {
+    const accessKeyId = newAccessKeyId('ASIA');
+    const secret = newSecretAccessKey();
+    const sessionToken = randomBytes(96).toString('base64');
+    const record: AccessKeyRecord = {
+      accessKeyId, accountId, principal, userName, status: 'Active', createdAt: session.issuedAt,
+      sealedSecret: this.masterKey.seal(secret, `access-key:${accessKeyId}`),
+      session: { ...session, tokenHash: createHash('sha256').update(sessionToken).digest('hex') },
+    };
+    this.store.put('access-key', GLOBAL, accessKeyId, record, accountId);
+    return { record, secret, sessionToken };
+  }
+
+  /**
+   * Checks X-Amz-Security-Token against the key: temporary keys need their own token and must
+   * not have expired (server clock); long-term keys must come without one. `query` selects
+   * the AWS Query error codes (IAM, STS) instead of the JSON ones.
+   */
+  checkSessionToken(record: AccessKeyRecord, token: string | undefined, now: number, query = false): void {
+    const invalid = () => new ApiError(query ? 'InvalidClientTokenId' : 'UnrecognizedClientException',
+      'The security token included in the request is invalid.', 403);
+    if (!record.session) {
+      if (token !== undefined && token !== '') throw invalid();
+      return;
+    }
+    if (token === undefined || token === '') throw invalid();
+    const presented = createHash('sha256').update(token).digest();
+    const expected = Buffer.from(record.session.tokenHash, 'hex');
+    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) throw invalid();
+    if (now >= record.session.expiresAt) {
+      throw new ApiError(query ? 'ExpiredToken' : 'ExpiredTokenException', 'The security token included in the request is expired', 403);
+    }
+  }
+
+  /** Removes temporary keys that expired before `before`. */
+  reapSessions(accountId: string, before: number): number {
+    let n = 0;
+    for (const r of this.keysOf(accountId)) {
+      if (r.session && r.session.expiresAt < before) { this.deleteAccessKey(r.accessKeyId); n++; }
+    }
+    return n;
   }
 }

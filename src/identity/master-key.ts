@@ -2,7 +2,7 @@
 // data directory: BERTH_MASTER_KEY (base64, 32 bytes) or a key file (BERTH_MASTER_KEY_FILE,
 // default ~/.config/berth/master.key, created on first start with mode 0600).
 // A copy of the data directory alone therefore reveals no secret.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -36,6 +36,11 @@ export class MasterKey {
   static fromBytes(key: Buffer): MasterKey {
     if (key.length !== 32) throw new Error('master key must be 32 bytes');
     return new MasterKey(key);
+  }
+
+  /** A 32-byte key for one purpose (e.g. `audit-seal`), derived from the master key (HMAC-SHA256). */
+  derive(purpose: string): Buffer {
+    return createHmac('sha256', this.key).update(`berth-derived-key\0${purpose}`).digest();
   }
 
   /** Seals `plaintext`; `context` is bound as associated data (e.g. the record's id). */

@@ -51,6 +51,12 @@ export class Logs {
    * rest, see identity/keys.ts). Identity when unset.
    */
   decode: ((scope: string, message: string) => string) | undefined;
+  /**
+   * Checks a kmsKeyId given to CreateLogGroup/AssociateKmsKey (the key exists in the
+   * caller's account and region and is enabled) and returns the key ARN to store. Unset,
+   * the id is stored as given.
+   */
+  checkKmsKey: ((scope: string, kmsKeyId: string) => string) | undefined;
 
   constructor(store: SqliteStore, private readonly clock: Clock) {
     this.store = new LogStore(store.db, clock);
@@ -123,13 +129,36 @@ export class Logs {
   createLogGroup(ctx: RequestContext, input: { logGroupName: string; kmsKeyId?: string; tags?: Record<string, string>; logGroupClass?: string; deletionProtectionEnabled?: boolean }) {
     const name = checkGroupName(input.logGroupName);
     if (name.startsWith('aws/')) throw invalidParameter(`Log group names can't start with 'aws/'; '${name}' is reserved for AWS services.`);
+    const kmsKeyId = input.kmsKeyId !== undefined ? this.kmsKeyFor(ctx, input.kmsKeyId) : undefined;
     const created = this.store.createGroup(scopeKey(ctx.scope), name, ctx.clock.now(), {
-      ...(input.kmsKeyId !== undefined ? { kmsKeyId: input.kmsKeyId } : {}),
+      ...(kmsKeyId !== undefined ? { kmsKeyId } : {}),
       ...(input.logGroupClass !== undefined ? { logGroupClass: input.logGroupClass } : {}),
       ...(input.deletionProtectionEnabled !== undefined ? { deletionProtection: input.deletionProtectionEnabled } : {}),
       ...(input.tags !== undefined ? { tags: input.tags } : {}),
     });
     if (!created) throw resourceAlreadyExists('The specified log group already exists');
+    return {};
+  }
+
+  private kmsKeyFor(ctx: RequestContext, kmsKeyId: string): string {
+    return this.checkKmsKey ? this.checkKmsKey(scopeKey(ctx.scope), kmsKeyId) : kmsKeyId;
+  }
+
+  /** New events of the group are sealed under the key; events stored before stay as they are. */
+  associateKmsKey(ctx: RequestContext, input: { logGroupName?: string; kmsKeyId: string; resourceIdentifier?: string }) {
+    if (input.resourceIdentifier !== undefined) throw invalidParameter('Berth associates KMS keys with log groups only; use logGroupName.');
+    if (input.logGroupName === undefined) throw invalidParameter('logGroupName is required.');
+    const g = this.requireGroup(ctx, checkGroupName(input.logGroupName));
+    this.store.setKmsKey(g, this.kmsKeyFor(ctx, input.kmsKeyId));
+    return {};
+  }
+
+  /** New events are stored unsealed; events sealed before still need their key to be read. */
+  disassociateKmsKey(ctx: RequestContext, input: { logGroupName?: string; resourceIdentifier?: string }) {
+    if (input.resourceIdentifier !== undefined) throw invalidParameter('Berth associates KMS keys with log groups only; use logGroupName.');
+    if (input.logGroupName === undefined) throw invalidParameter('logGroupName is required.');
+    const g = this.requireGroup(ctx, checkGroupName(input.logGroupName));
+    this.store.setKmsKey(g, null);
     return {};
   }
 
@@ -383,6 +412,8 @@ export class Logs {
       PutLogEvents: (ctx, i) => this.putLogEvents(ctx, i),
       GetLogEvents: (ctx, i) => this.getLogEvents(ctx, i),
       FilterLogEvents: (ctx, i) => this.filterLogEvents(ctx, i),
+      AssociateKmsKey: (ctx, i) => this.associateKmsKey(ctx, i),
+      DisassociateKmsKey: (ctx, i) => this.disassociateKmsKey(ctx, i),
     };
   }
 }

@@ -60,6 +60,13 @@ export const DEDUPE_WINDOW_MS = 14 * DAY_MS;
 
 export class LogStore {
   private readonly s;
+  /**
+   * Seals a message at rest for a group with a kmsKeyId (set by the server: KMS envelope
+   * sealing). Unset, messages are stored as they are. Values already sealed (ECS Exec
+   * transcripts) are stored as they are.
+   */
+  seal: ((scope: string, kmsKeyId: string, message: string) => string) | undefined;
+  isSealed: (message: string) => boolean = () => false;
 
   constructor(readonly db: Database.Database, private readonly clock: Clock) {
     const p = (sql: string) => db.prepare(sql);
@@ -69,6 +76,7 @@ export class LogStore {
                       VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`),
       groupsAfter: p('SELECT * FROM log_groups WHERE scope = ? AND name >= ? AND name > ? ORDER BY name LIMIT ?'),
       setProtection: p('UPDATE log_groups SET deletion_protection = ? WHERE id = ?'),
+      setKmsKey: p('UPDATE log_groups SET kms_key_id = ? WHERE id = ?'),
       groupsWithRetention: p('SELECT * FROM log_groups WHERE retention_days IS NOT NULL'),
       setRetention: p('UPDATE log_groups SET retention_days = ? WHERE id = ?'),
       deleteGroup: p('DELETE FROM log_groups WHERE id = ?'),
@@ -140,6 +148,11 @@ export class LogStore {
 
   setDeletionProtection(group: LogGroupRow, enabled: boolean): void {
     this.s.setProtection.run(enabled ? 1 : 0, group.id);
+  }
+
+  /** AssociateKmsKey / DisassociateKmsKey: events ingested from now on are sealed under it (or not). */
+  setKmsKey(group: LogGroupRow, kmsKeyId: string | null): void {
+    this.s.setKmsKey.run(kmsKeyId, group.id);
   }
 
   setRetention(group: LogGroupRow, days: number | null): void {
@@ -230,6 +243,7 @@ export class LogStore {
     let stored = 0, expired = 0, truncated = 0, bytes = 0;
     let first = MAX_POS, last = -1;
     const insert = this.s.insertEvent;
+    const seal = group.kms_key_id !== null && this.seal ? this.seal : undefined;
     for (const e of events) {
       const ts = Math.trunc(e.timestamp);
       if (!Number.isSafeInteger(ts) || ts < 0) throw invalidParameter(`Event timestamps must be epoch milliseconds (a non-negative integer); got ${e.timestamp}.`);
@@ -238,7 +252,7 @@ export class LogStore {
       if (ts < cutoff) { expired++; continue; }
       const message = truncateMessage(e.message);
       if (message !== e.message) truncated++;
-      insert.run(stream.id, group.id, ts, now, message);
+      insert.run(stream.id, group.id, ts, now, seal && !this.isSealed(message) ? seal(group.scope, group.kms_key_id!, message) : message);
       stored++;
       bytes += Buffer.byteLength(message, 'utf8');
       if (ts < first) first = ts;

@@ -98,6 +98,28 @@ const MIGRATIONS: string[] = [
    CREATE INDEX docs_by_tag ON docs(kind, tag, scope, parent, id);
    UPDATE docs SET tag = CASE WHEN json_extract(body, '$.lastStatus') = 'STOPPED' THEN 'stopped' ELSE 'live' END WHERE kind = 'task';
    UPDATE docs SET tag = CASE WHEN json_extract(body, '$.ec2State') = 'terminated' THEN 'gone' ELSE 'live' END WHERE kind = 'container-instance';`,
+  // The audit trail (src/audit/trail.ts): append-only, hash-chained; triggers refuse changes.
+  `CREATE TABLE audit_events (
+     seq INTEGER PRIMARY KEY,
+     event_id TEXT NOT NULL,
+     time INTEGER NOT NULL,
+     account TEXT NOT NULL,
+     event_source TEXT NOT NULL,
+     event_name TEXT NOT NULL,
+     username TEXT,
+     access_key_id TEXT,
+     read_only INTEGER NOT NULL,
+     resources TEXT NOT NULL,
+     record TEXT NOT NULL,
+     prev_hash TEXT NOT NULL,
+     hash TEXT NOT NULL,
+     seal TEXT NOT NULL
+   );
+   CREATE INDEX audit_events_by_account ON audit_events(account, seq);
+   CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+     BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+   CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+     BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;`,
 ];
 
 export class SqliteStore implements Store {

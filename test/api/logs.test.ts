@@ -46,7 +46,10 @@ async function groupWithStream(group: string, stream: string, logEvents: InputLo
 
 test('log groups: create, describe fields, prefix and pagination, already exists, delete', async () => {
   const before = now();
-  await logs.send(new CreateLogGroupCommand({ logGroupName: '/ecs/web', kmsKeyId: 'arn:aws:kms:us-east-1:111122223333:key/abc', tags: { team: 'a' } }));
+  const key = berth.aws(['kms', 'create-key']).json.KeyMetadata.Arn as string;
+  await assert.rejects(logs.send(new CreateLogGroupCommand({ logGroupName: '/ecs/web', kmsKeyId: 'arn:aws:kms:us-east-1:111122223333:key/abc' })),
+    (e: any) => e.name === 'InvalidParameterException' && /cannot be used with this log group/.test(e.message));
+  await logs.send(new CreateLogGroupCommand({ logGroupName: '/ecs/web', kmsKeyId: key, tags: { team: 'a' } }));
   for (const n of ['/ecs/api', '/ecs/worker', '/ecs/cron', '/ecs/db', '/ecs/cache', '/other']) await logs.send(new CreateLogGroupCommand({ logGroupName: n }));
 
   const web = (await logs.send(new DescribeLogGroupsCommand({ logGroupNamePrefix: '/ecs/web' }))).logGroups!;
@@ -58,7 +61,7 @@ test('log groups: create, describe fields, prefix and pagination, already exists
   assert.equal(g.metricFilterCount, 0);
   assert.equal(g.storedBytes, 0);
   assert.equal(g.logGroupClass, 'STANDARD');
-  assert.equal(g.kmsKeyId, 'arn:aws:kms:us-east-1:111122223333:key/abc');
+  assert.equal(g.kmsKeyId, key);
   assert.equal(g.retentionInDays, undefined);
   assert.ok(g.creationTime! >= before - 5 && g.creationTime! <= now() + 5, 'creationTime is in epoch milliseconds');
 

@@ -1,5 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { getFips } from 'node:crypto';
 import { ListClustersCommand } from '@aws-sdk/client-ecs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -12,7 +13,11 @@ after(async () => { await berth.cleanup(); });
 test('healthz answers without authentication', async () => {
   const r = await fetch(`${berth.creds.endpoint}/healthz`);
   assert.equal(r.status, 200);
-  assert.deepEqual(await r.json(), { status: 'ok' });
+  const body = await r.json() as { status: string; fips: { mode: boolean; opensslFipsProviderActive: boolean } };
+  assert.equal(body.status, 'ok');
+  // FIPS is reported as it is on this host (no TLS listener here, so no FIPS mode).
+  assert.equal(body.fips.mode, false);
+  assert.equal(body.fips.opensslFipsProviderActive, getFips() === 1);
 });
 
 test('metrics count requests and latencies per action', async () => {

@@ -1,7 +1,6 @@
 // Crash safety with real tasks: kill -9 an instance agent, kill -9 the control plane.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
 import {
   CreateCapacityProviderCommand, CreateClusterCommand, DescribeContainerInstancesCommand, ListContainerInstancesCommand,
   ListTasksCommand, RegisterTaskDefinitionCommand, RunTaskCommand, StopTaskCommand, type ECSClient,
@@ -10,6 +9,7 @@ import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
 import { describeTask, taskId, waitFor, waitForLogs, waitForStatus } from '../helpers/ecs.js';
+import { agentPids } from '../helpers/instances.js';
 
 let berth: TestBerth;
 let registry: TestRegistry;
@@ -55,15 +55,6 @@ async function instances(): Promise<{ id: string; connected: boolean }[]> {
   if (!arns.length) return [];
   const d = await ecs.send(new DescribeContainerInstancesCommand({ cluster, containerInstances: arns }));
   return d.containerInstances!.map((ci) => ({ id: ci.ec2InstanceId!, connected: ci.agentConnected! }));
-}
-
-function agentPids(instanceId: string): number[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('agent/main.js')
-        && readFileSync(`/proc/${p}/environ`, 'utf8').includes(`BERTH_INSTANCE_ID=${instanceId}`);
-    } catch { return false; }
-  });
 }
 
 const ticks = (m: string[]) => m.filter((l) => l.startsWith('tick ')).length;

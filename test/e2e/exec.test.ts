@@ -27,7 +27,7 @@ import { Credentials } from '../../src/identity/credentials.js';
 
 const NOT_ENABLED = 'The execute command failed because execute command was not enabled when the task was run or the execute command agent isn\'t running. Wait and try again or run a new task with execute command enabled and try again.';
 const cluster = 'exec';
-const KMS = 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+let KMS: string; // a customer managed key of Berth's KMS (created in before())
 const SESSIONS_GROUP = '/exec-e2e/sessions';
 const marker = `berthos-${randomBytes(8).toString('hex')}`;
 const TOKEN_TTL_S = 5;
@@ -52,6 +52,7 @@ before(async () => {
   });
   ecs = berth.ecs();
   other = createAccount(berth);
+  KMS = berth.aws(['kms', 'create-key', '--description', 'exec transcripts']).json.KeyMetadata.Arn;
   await ecs.send(new CreateClusterCommand({
     clusterName: cluster,
     configuration: { executeCommandConfiguration: { kmsKeyId: KMS, logging: 'OVERRIDE', logConfiguration: { cloudWatchLogGroupName: SESSIONS_GROUP } } },
@@ -425,16 +426,31 @@ test('transcripts land in the log store, sealed at rest under the kmsKeyId and r
   const g = await logs.send(new DescribeLogGroupsCommand({ logGroupNamePrefix: SESSIONS_GROUP }));
   assert.equal(g.logGroups![0]!.kmsKeyId, KMS);
   assert.equal(record(sessionId).transcript.encrypted, true);
+  // The data-channel connection and the session's end are in the audit trail (as SSM events).
+  const trail = (name: string) => (berth.aws(['cloudtrail', 'lookup-events', '--lookup-attributes', `AttributeKey=EventName,AttributeValue=${name}`]).json?.Events ?? [])
+    .map((e: any) => JSON.parse(e.CloudTrailEvent));
+  assert.ok(trail('ExecSessionConnected').some((r: any) => r.eventSource === 'ssm.amazonaws.com' && r.serviceEventDetails.sessionId === sessionId));
+  await waitFor('the session end in the audit trail', async () => trail('ExecSessionEnded').some((r: any) => r.serviceEventDetails.sessionId === sessionId), 10_000);
   // On disk: sealed values only; the transcript is nowhere in the raw files.
   assert.ok(!rawDatabase().includes(marker), 'the transcript is in the database in clear');
   const db = new Database(join(berth.dataDir, 'berth.db'), { readonly: true });
   try {
     const stored = db.prepare(`SELECT e.message FROM log_events e JOIN log_streams s ON s.id = e.stream_id WHERE s.name = ?`).pluck().all(sessionId) as string[];
     assert.equal(stored.length, 3);
-    for (const m of stored) assert.match(m, /^berth:aes256gcm:v1:[0-9a-f]{32}:[A-Za-z0-9+/=]+$/);
+    for (const m of stored) assert.match(m, /^berth:kms:v1:[0-9a-f-]{36}:[A-Za-z0-9+/=]+$/);
   } finally {
     db.close();
   }
+
+  // Disabling the key makes the transcript unreadable (a clear error) and refuses new
+  // sessions that would have to be encrypted under it; enabling it again restores both.
+  assert.equal(berth.aws(['kms', 'disable-key', '--key-id', KMS]).status, 0);
+  await assert.rejects(logs.send(new GetLogEventsCommand({ logGroupName: SESSIONS_GROUP, logStreamName: sessionId, startFromHead: true })),
+    (e: any) => e.name === 'DisabledException' && /is disabled; these log events cannot be decrypted until the key is enabled/.test(e.message));
+  await assert.rejects(execute('true'), (e: any) => e.name === 'InvalidParameterException' && /kmsKeyId cannot encrypt the session transcript/.test(e.message));
+  assert.equal(berth.aws(['kms', 'enable-key', '--key-id', KMS]).status, 0);
+  const again = await logs.send(new GetLogEventsCommand({ logGroupName: SESSIONS_GROUP, logStreamName: sessionId, startFromHead: true }));
+  assert.equal(again.events!.length, 3);
 
   // DEFAULT logging without a key: the container's awslogs group, in clear (which also shows
   // the check above would have seen a clear transcript).

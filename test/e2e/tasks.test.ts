@@ -12,6 +12,7 @@ import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
 import { describeTask, taskId, waitFor, waitForLogs, waitForStatus } from '../helpers/ecs.js';
+import { agentPids } from '../helpers/instances.js';
 
 let berth: TestBerth;
 let registry: TestRegistry;
@@ -160,20 +161,6 @@ async function instanceIds(): Promise<string[]> {
   const arns = (await ecs.send(new ListContainerInstancesCommand({ cluster }))).containerInstanceArns!;
   const d = await ecs.send(new DescribeContainerInstancesCommand({ cluster, containerInstances: arns }));
   return d.containerInstances!.map((ci) => ci.ec2InstanceId!);
-}
-
-/** Host pids of an instance's agent processes. */
-function agentPids(instanceId: string): number[] {
-  const pids: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      const env = readFileSync(`/proc/${p}/environ`, 'utf8');
-      if (cmd.includes('agent/main.js') && env.includes(`BERTH_INSTANCE_ID=${instanceId}`)) pids.push(Number(p));
-    } catch { /* gone */ }
-  }
-  return pids;
 }
 
 test('the instance has no listening socket, a read-only root for the agent, and says so in its attributes', async () => {

@@ -85,6 +85,12 @@ export class BerthProcess {
     return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json };
   }
 
+  /** Runs the `berth` CLI against this Berth (e.g. `clock advance 6h`). */
+  cli(args: string[]): { status: number; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, [cli, ...args], { env: this.env, encoding: 'utf8' });
+    return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
   /** Kills the process (SIGKILL by default) and waits for it to be gone. */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
