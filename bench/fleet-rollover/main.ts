@@ -8,6 +8,7 @@
 // the benchmark prints its elapsed time beside that minimum, and the lowest healthy
 // percentage any service showed (sampled throughout).
 //   npm run bench:fleet-rollover -- [--services 4] [--tasks 50] [--budget 5] [--factor 60]
+import { writeFileSync } from 'node:fs';
 import {
   CreateCapacityProviderCommand, CreateClusterCommand, CreateServiceCommand, DescribeContainerInstancesCommand,
   DescribeServicesCommand, ListContainerInstancesCommand, RegisterTaskDefinitionCommand, UpdateContainerInstancesStateCommand,
@@ -177,6 +178,15 @@ async function main(): Promise<void> {
     say(`elapsed / minimum: ${ratio.toFixed(2)}x`);
     say(`lowest healthy percentage: ${health.lowest.toFixed(0)}% over ${health.samples} samples (minimumHealthyPercent 100)`);
     say(`goal: within 1.2x of the minimum: ${ratio <= 1.2 ? 'PASS' : 'MISS'}; no service below minimumHealthyPercent: ${health.lowest >= 100 && waveHealth.lowest >= 100 ? 'PASS' : 'MISS'}`);
+    // Why instances went away (the control plane's log), so a surprise explains itself.
+    const reasons = new Map<string, number>();
+    for (const m of berth.output.matchAll(/fleet: terminating \S+ \((.*)\)$/gm)) {
+      const why = m[1]!.replace(/i-[0-9a-f]+/g, 'i-…').replace(/\d+(\.\d+)? s\b/g, 'N s').slice(0, 140);
+      reasons.set(why, (reasons.get(why) ?? 0) + 1);
+    }
+    say('instances terminated, by reason:');
+    for (const [why, n] of [...reasons].sort((a, b) => b[1] - a[1])) say(`  ${String(n).padStart(4)}  ${why}`);
+    if (process.env.BENCH_LOG) writeFileSync(process.env.BENCH_LOG, berth.output);
   } finally {
     await cleanup();
   }

@@ -18,6 +18,12 @@ export interface GatewayHandlers {
 
 export const HELLO_TIMEOUT_MS = 5_000;
 export const PING_INTERVAL_MS = 2_000;
+/**
+ * An agent not heard from (message or pong) for this long is dropped. Measured in elapsed
+ * time, not missed ticks: a control plane busy for a few seconds (its pongs queued behind
+ * a ping timer) must not drop every agent at once.
+ */
+export const SILENT_AFTER_MS = 10_000;
 
 export class Gateway {
   private readonly server: Server;
@@ -68,17 +74,18 @@ export class Gateway {
 
   private accept(ws: WebSocket): void {
     let instanceId: string | undefined;
-    let alive = true;
-    const helloTimer = setTimeout(() => ws.terminate(), HELLO_TIMEOUT_MS);
+    let heardAt = performance.now(); // monotonic: only elapsed time matters here
+    let why = '';
+    const helloTimer = setTimeout(() => { why = 'no hello in time'; ws.terminate(); }, HELLO_TIMEOUT_MS);
     const ping = setInterval(() => {
       // An agent that stops answering pings is gone even if TCP has not noticed yet.
-      if (!alive) { ws.terminate(); return; }
-      alive = false;
+      const silent = performance.now() - heardAt;
+      if (silent > SILENT_AFTER_MS) { why = `silent for ${(silent / 1000).toFixed(1)} s`; ws.terminate(); return; }
       ws.ping();
     }, PING_INTERVAL_MS);
-    ws.on('pong', () => { alive = true; });
+    ws.on('pong', () => { heardAt = performance.now(); });
     ws.on('message', async (data) => {
-      alive = true;
+      heardAt = performance.now();
       let msg: AgentMessage;
       try { msg = JSON.parse(data.toString()) as AgentMessage; } catch { ws.close(1003, 'invalid JSON'); return; }
       try {
@@ -103,10 +110,11 @@ export class Gateway {
         }
       }
     });
-    ws.on('close', () => {
+    ws.on('close', (code: number) => {
       clearTimeout(helloTimer);
       clearInterval(ping);
       if (instanceId && this.sessions.get(instanceId) === ws) {
+        this.log(`gateway: agent ${instanceId} disconnected (${why || `connection closed, code ${code}`})`);
         this.sessions.delete(instanceId);
         this.handlers.onDisconnect(instanceId);
       }

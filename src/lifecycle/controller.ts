@@ -45,6 +45,18 @@ export interface LifecycleOptions {
 }
 
 const EVENT_KIND = 'lifecycle-event';
+/**
+ * Like Karpenter's node repair: when more than this share of a provider's instances look
+ * impaired at once (and more than one), the cause is more likely the control plane, the
+ * host or the network than the instances, and replacing them all would take the services
+ * down with them; repairs wait until the share falls again.
+ */
+export const REPAIR_PAUSE_SHARE = 0.2;
+
+/** Whether repairs of a provider's instances pause: more than one, and more than the share, impaired. */
+export function repairPaused(impaired: number, instances: number): boolean {
+  return impaired > 1 && impaired > instances * REPAIR_PAUSE_SHARE;
+}
 const VOLUNTARY = new Set(['window', 'patch', 'critical-patch']);
 
 /** `N` instances or `N%` of the provider's instances; at least one. */
@@ -57,6 +69,9 @@ export function budgetOf(tagValue: string | undefined, instances: number): numbe
 }
 
 export class LifecycleController {
+  /** Providers (scope\0name) whose repairs are paused. */
+  private readonly paused = new Set<string>();
+
   constructor(private readonly o: LifecycleOptions) {}
 
   private get policy(): Omit<LifecyclePolicy, 'autoRepair'> {
@@ -113,17 +128,25 @@ export class LifecycleController {
     for (const { scope, p, list } of byProvider.values()) {
       const budget = budgetOf(p?.tags.find((t) => t.key === DISRUPTION_BUDGET_TAG)?.value, list.length);
       let available = budget - list.filter((ci) => ci.status === 'DRAINING' && VOLUNTARY.has(ci.drainReason ?? '')).length;
-      const autoRepair = p?.managedInstancesProvider.autoRepairConfiguration?.actionsStatus !== 'DISABLED';
+      const enabled = p?.managedInstancesProvider.autoRepairConfiguration?.actionsStatus !== 'DISABLED';
+      const impaired = list.filter((ci) => this.health(ci).impaired).length;
+      const paused = enabled && repairPaused(impaired, list.length);
+      const key = `${scope}\0${p?.name ?? ''}`;
+      if (paused !== this.paused.has(key)) {
+        if (paused) this.paused.add(key); else this.paused.delete(key);
+        this.o.log(`lifecycle: ${p?.name ?? '?'}: ${impaired} of ${list.length} instances impaired; repairs ${paused ? `paused (more than ${REPAIR_PAUSE_SHARE * 100}% at once)` : 'resumed'}`);
+      }
+      const autoRepair = enabled && !paused;
       // Oldest first: when the budget is short, the instances closest to their deadline go first.
       for (const ci of list.sort((a, b) => a.launchedAt - b.launchedAt)) {
-        const taken = this.decide(scope, ci, now, available, { ...this.policy, autoRepair });
+        const taken = this.decide(scope, ci, now, available, { ...this.policy, autoRepair }, paused);
         if (taken) available--;
       }
     }
   }
 
   /** Decides and applies for one instance; true when it started a voluntary drain. */
-  private decide(scope: string, ci: ContainerInstanceRecord, now: number, budget: number, policy: LifecyclePolicy): boolean {
+  private decide(scope: string, ci: ContainerInstanceRecord, now: number, budget: number, policy: LifecyclePolicy, paused = false): boolean {
     const { ecs, store } = this.o;
     const health = this.health(ci);
     const tasks = ecs.tasks.onInstance(scope, ci.cluster, ci.id);
@@ -142,7 +165,11 @@ export class LifecycleController {
         || cur.health.overallStatus !== health.details.overallStatus;
       if (healthChanged) {
         cur.health = health.details;
-        if (health.impaired && !policy.autoRepair) this.record(scope, cur, 'report', 'repair', `The instance is IMPAIRED (${health.impaired.check}): auto repair is DISABLED, so it is only reported.`);
+        if (health.impaired && !policy.autoRepair) {
+          this.record(scope, cur, 'report', 'repair', paused
+            ? `The instance is IMPAIRED (${health.impaired.check}): repairs are paused while more than ${REPAIR_PAUSE_SHARE * 100}% of the provider's instances are impaired at once.`
+            : `The instance is IMPAIRED (${health.impaired.check}): auto repair is DISABLED, so it is only reported.`);
+        }
         ecs.containerInstances.save(scope, cur);
       }
       switch (decision.action) {

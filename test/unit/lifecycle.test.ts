@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { intervalsFromCron, intervalsFromTimeRanges, lastOpeningBefore, nextOpening, openAt, WindowError } from '../../src/lifecycle/windows.js';
 import { DAY_MS, DEFAULT_POLICY, nextAction, type LifecycleInstance } from '../../src/lifecycle/decide.js';
+import { repairPaused } from '../../src/lifecycle/controller.js';
 
 const H = 3_600_000;
 const at = (iso: string) => Date.parse(iso);
@@ -102,4 +103,13 @@ test('repair only when enabled', () => {
   const i = base({ impaired: { check: 'AGENT_CONNECTIVITY', reason: 'no heartbeat' } });
   assert.equal((nextAction(i, i.launchedAt + H, [], DEFAULT_POLICY, 0) as { reason: string }).reason, 'repair');
   assert.equal(nextAction(i, i.launchedAt + H, [], { ...DEFAULT_POLICY, autoRepair: false }, 0).action, 'none');
+});
+
+test('repairs pause when more than one and more than 20% of a provider\'s instances are impaired at once', () => {
+  assert.equal(repairPaused(1, 1), false, 'a lone dead instance is repaired');
+  assert.equal(repairPaused(1, 50), false);
+  assert.equal(repairPaused(2, 5), true, '40% at once looks like a wider fault');
+  assert.equal(repairPaused(10, 50), false, 'exactly 20% is still repaired');
+  assert.equal(repairPaused(11, 50), true);
+  assert.equal(repairPaused(28, 50), true);
 });
