@@ -1,6 +1,7 @@
 // The fleet: launching and terminating instances through the instance provider, and the
 // agents' sessions (bootstrap, registration, reports). Every intent is recorded in the
 // store before the effect runs, so a control plane killed at any moment recovers.
+import { zoneOfSubnet } from '../domain/zones.js';
 import { createHash, randomBytes } from 'node:crypto';
 import type { AgentMessage, Attribute, ControlMessage, ExecAgentMessage, TaskReport } from '../agent/protocol.js';
 import { statusRank } from '../agent/protocol.js';
@@ -82,7 +83,7 @@ export class Fleet implements GatewayHandlers {
       capacityProviderName: provider.name,
       instanceType: type.name,
       subnetId,
-      availabilityZone: `${region}${'abcdef'[subnets.indexOf(subnetId) % 6]}`,
+      availabilityZone: zoneOfSubnet(region, subnets.indexOf(subnetId)),
       status: 'REGISTERING',
       ec2State: 'pending',
       agentConnected: false,

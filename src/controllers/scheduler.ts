@@ -1,6 +1,7 @@
 // The scheduler: a level-triggered loop that places waiting tasks on instances, asks the
 // fleet for instances when none fits, attaches task networks, and sends each connected
 // agent its desired state whenever it changes.
+import { zoneOfSubnet } from '../domain/zones.js';
 import { createHash } from 'node:crypto';
 import type { TaskSpec } from '../agent/protocol.js';
 import { hostArchitecture, type Architecture } from '../domain/instance-types.js';
@@ -191,7 +192,7 @@ export class Scheduler {
     const template = p.managedInstancesProvider.instanceLaunchTemplate;
     const settings = this.o.ecs.capacityProviders.settings(p);
     const region = scope.split('/')[1]!;
-    const subnets = (template.networkConfiguration.subnets ?? []).map((subnetId, i) => ({ subnetId, availabilityZone: `${region}${'abcdef'[i % 6]}` }));
+    const subnets = (template.networkConfiguration.subnets ?? []).map((subnetId, i) => ({ subnetId, availabilityZone: zoneOfSubnet(region, i) }));
     const instancesPerSubnet: Record<string, number> = {};
     for (const ci of instances) if (ci.capacityProviderName === p.name) instancesPerSubnet[ci.subnetId] = (instancesPerSubnet[ci.subnetId] ?? 0) + 1;
     const plan = planScaleOut({

@@ -29,6 +29,10 @@ export interface ServiceTask {
   awaitingHealth?: boolean;
   /** Task scale-in protection: not stopped for scale-in, deployments or drains. */
   protected?: boolean;
+  /** The availability zone of its instance, once placed. */
+  zone?: string;
+  /** Started by AZ rebalancing (into the zone it is confined to). */
+  rebalancing?: boolean;
   createdAt: number;
 }
 
@@ -43,6 +47,8 @@ export interface ServiceSnapshot {
   nextLaunchAt: number;
   /** The task definition of the last deployment that COMPLETED (for rollback). */
   lastCompletedTaskDefinition?: string;
+  /** The zones the service may use, when availabilityZoneRebalancing is ENABLED. */
+  rebalanceZones?: string[];
 }
 
 export interface FailedTask { id: string; deploymentId: string; reachedRunning: boolean }
@@ -55,6 +61,8 @@ export interface ServiceDecision {
   nextLaunchAt: number;
   /** A new PRIMARY deployment to create (rollback), with the task definition to use. */
   rollbackTo?: string;
+  /** AZ rebalancing: start one extra task confined to this zone. */
+  rebalanceTo?: string;
   events: string[];
 }
 
@@ -144,7 +152,14 @@ export function decideService(s: ServiceSnapshot, tasks: ServiceTask[], newlyFai
   // Stop, in order: surplus and old tasks that do not serve yet, then serving ones while
   // the number that serves stays at or above minimumHealthyPercent.
   const floor = minHealthy(desired, s.minimumHealthyPercent);
-  const surplusPrimary = keepers.length > desired ? keepers.slice().sort((a, b) => b.createdAt - a.createdAt).slice(0, keepers.length - desired) : [];
+  // A rebalancing task on its way is wanted, not surplus; once it serves, the surplus comes
+  // from the fullest zone (newest first), which is also how a scale-in keeps zones even.
+  const pool = keepers.filter((t) => !(t.rebalancing && !isServing(t)));
+  const inZone = new Map<string, number>();
+  for (const t of pool) if (t.zone) inZone.set(t.zone, (inZone.get(t.zone) ?? 0) + 1);
+  const fullness = (t: ServiceTask) => (t.zone ? inZone.get(t.zone)! : 0);
+  const surplusPrimary = pool.length > desired
+    ? pool.slice().sort((a, b) => fullness(b) - fullness(a) || b.createdAt - a.createdAt).slice(0, pool.length - desired) : [];
   const candidates: { t: ServiceTask; why: ServiceDecision['stop'][number]['why'] }[] = [
     ...live.filter((t) => !isPrimary(t) && !isServing(t)).map((t) => ({ t, why: 'old-deployment' as const })),
     ...surplusPrimary.filter((t) => !isServing(t)).map((t) => ({ t, why: 'surplus' as const })),
@@ -162,6 +177,23 @@ export function decideService(s: ServiceSnapshot, tasks: ServiceTask[], newlyFai
     doStop(t, why);
   }
 
+  // AZ rebalancing (ECS's availabilityZoneRebalancing): when nothing else is changing and the
+  // primary alone serves exactly the desired count, zones more than one task apart get one
+  // more task in the emptiest zone (start before stop); the surplus rule above then stops
+  // one in the fullest. One move at a time, within maximumPercent.
+  let rebalanceTo: string | undefined;
+  const zones = s.rebalanceZones ?? [];
+  if (zones.length > 1 && primary && primaryId && primary.rolloutState === 'COMPLETED' && launch === 0 && stop.length === 0 && mayLaunch
+    && live.length === desired && live.length < ceiling && live.every((t) => isPrimary(t) && isServing(t) && t.zone !== undefined)) {
+    const counts = zones.map((z) => live.filter((t) => t.zone === z).length);
+    const low = Math.min(...counts);
+    const high = Math.max(...counts);
+    if (high - low >= 2) {
+      rebalanceTo = zones[counts.indexOf(low)]!;
+      events.push(`is not AZ balanced with ${zones.map((z, i) => `${counts[i]} tasks in ${z}`).join(', ')}. AZ Rebalancing in progress.`);
+    }
+  }
+
   // Rollout: complete once the primary alone serves the desired count.
   if (primary && primaryId && primary.rolloutState === 'IN_PROGRESS') {
     const others = live.filter((t) => !isPrimary(t) && !stopping.has(t.id));
@@ -174,5 +206,5 @@ export function decideService(s: ServiceSnapshot, tasks: ServiceTask[], newlyFai
   }
   // Deployments with no tasks left, other than the primary, are done.
   const remaining = deployments.filter((d) => d.status === 'PRIMARY' || live.some((t) => t.deploymentId === d.id && !stopping.has(t.id)));
-  return { launch, stop, deployments: remaining, consecutiveFailures, nextLaunchAt, ...(rollbackTo ? { rollbackTo } : {}), events };
+  return { launch, stop, deployments: remaining, consecutiveFailures, nextLaunchAt, ...(rollbackTo ? { rollbackTo } : {}), ...(rebalanceTo ? { rebalanceTo } : {}), events };
 }

@@ -2,6 +2,7 @@
 // instances, asks decideService what to do, and applies the answer in one transaction
 // (new tasks for the scheduler to place, stops, deployment states, events).
 import type { Clock } from '../domain/clock.js';
+import { zoneOfSubnet } from '../domain/zones.js';
 import type { ContainerInstanceRecord } from '../ecs/container-instances.js';
 import type { Ecs } from '../ecs/index.js';
 import type { DeploymentRecord, ServiceRecord } from '../ecs/services.js';
@@ -93,12 +94,15 @@ export class ServiceController {
       const snapshot: ServiceTask[] = all.filter((t) => t.lastStatus !== 'STOPPED').map((t) => {
         const trouble = this.trouble(t, instances, grace, now);
         const awaitingHealth = hasHealthChecks(t) && t.healthStatus !== 'HEALTHY';
+        const zone = t.containerInstanceId ? instances.get(t.containerInstanceId)?.availabilityZone : undefined;
         return {
           id: t.id, deploymentId: t.deploymentId ?? '', lastStatus: t.lastStatus, stopping: t.desiredStatus === 'STOPPED',
           createdAt: t.createdAt, ...(trouble ? { trouble } : {}), ...(awaitingHealth ? { awaitingHealth } : {}),
           ...((t.protectedUntil ?? 0) > now ? { protected: true } : {}),
+          ...(zone ? { zone } : {}), ...(t.rebalanceZone ? { rebalancing: true } : {}),
         };
       });
+      const zones = this.rebalanceZones(scope, s);
       const d = decideService({
         desiredCount: s.desiredCount,
         minimumHealthyPercent: s.deploymentConfiguration.minimumHealthyPercent,
@@ -108,6 +112,7 @@ export class ServiceController {
         consecutiveFailures: s.consecutiveFailures,
         nextLaunchAt: s.nextLaunchAt,
         ...(s.lastCompletedTaskDefinition ? { lastCompletedTaskDefinition: s.lastCompletedTaskDefinition } : {}),
+        ...(zones.size > 1 ? { rebalanceZones: [...zones.keys()] } : {}),
       }, snapshot, failed, this.o.liveness.now()); // its only use of time is the crash-loop backoff: real time
 
       // Deployments: keep the decision's view, retire the ones that drained.
@@ -145,6 +150,11 @@ export class ServiceController {
         const started = this.launch(scope, s, primary, d.launch, all);
         if (started.length) ecs.services.event(s, `has started ${started.length} tasks: ${started.map((t) => `(task ${short(t.id)})`).join(' ')}.`, now);
       }
+      if (d.rebalanceTo && primary && !d.rollbackTo) {
+        const provider = primary.capacityProviderStrategy[0]!.capacityProvider;
+        const started = ecs.tasks.createForService(scope, now, s, primary, provider, 1, { name: d.rebalanceTo, subnets: zones.get(d.rebalanceTo)! });
+        if (started.length) ecs.services.event(s, `has started 1 tasks in ${d.rebalanceTo} to rebalance Availability Zones: (task ${short(started[0]!.id)}).`, now);
+      }
 
       // Placement trouble of waiting tasks, reported once per distinct reason.
       const waiting = all.find((t) => t.lastStatus !== 'STOPPED' && !t.containerInstanceId && t.waitingReason);
@@ -167,6 +177,27 @@ export class ServiceController {
       if (changed) ecs.services.save(scope, s);
       return changed || d.launch > 0 || d.stop.length > 0;
     });
+  }
+
+  /**
+   * The zones (and their subnets) a service rebalances over: availabilityZoneRebalancing
+   * ENABLED and one capacity provider in the primary deployment's strategy; the provider's
+   * subnets, narrowed to the service's awsvpc subnets when it names some.
+   */
+  private rebalanceZones(scope: string, s: ServiceRecord): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    const primary = s.deployments.find((d) => d.status === 'PRIMARY');
+    if (s.availabilityZoneRebalancing !== 'ENABLED' || !primary || primary.capacityProviderStrategy.length !== 1) return out;
+    const p = this.o.ecs.capacityProviders.get(scope, primary.capacityProviderStrategy[0]!.capacityProvider);
+    const subnets: string[] = p?.managedInstancesProvider.instanceLaunchTemplate.networkConfiguration.subnets ?? [];
+    const allowed: string[] | undefined = primary.networkConfiguration?.awsvpcConfiguration?.subnets;
+    const region = scope.split('/')[1]!;
+    subnets.forEach((subnet, i) => {
+      if (allowed && !allowed.includes(subnet)) return;
+      const zone = zoneOfSubnet(region, i);
+      out.set(zone, [...(out.get(zone) ?? []), subnet]);
+    });
+    return out;
   }
 
   /** Creates tasks for the primary deployment, spread over the strategy's providers. */

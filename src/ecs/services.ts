@@ -49,6 +49,8 @@ export interface ServiceRecord {
   };
   placementConstraints: Json[];
   placementStrategy: Json[];
+  /** ECS: ENABLED by default for new services whose placement allows it; absent = DISABLED. */
+  availabilityZoneRebalancing?: 'ENABLED' | 'DISABLED';
   networkConfiguration?: Json;
   healthCheckGracePeriodSeconds?: number;
   enableExecuteCommand: boolean;
@@ -141,7 +143,7 @@ export class Services {
       ...(s.healthCheckGracePeriodSeconds !== undefined ? { healthCheckGracePeriodSeconds: s.healthCheckGracePeriodSeconds } : {}),
       schedulingStrategy: 'REPLICA', deploymentController: { type: 'ECS' }, createdBy: s.createdBy,
       enableECSManagedTags: s.enableECSManagedTags, propagateTags: s.propagateTags, enableExecuteCommand: s.enableExecuteCommand,
-      availabilityZoneRebalancing: 'DISABLED',
+      availabilityZoneRebalancing: s.availabilityZoneRebalancing ?? 'DISABLED',
       ...(s.deployments[0] ? { currentServiceDeployment: this.deploymentArn(scope, s, s.deployments[0].id) } : {}),
     };
     if (includeTags) out.tags = s.tags;
@@ -248,6 +250,7 @@ export class Services {
         },
         placementConstraints: input.placementConstraints ?? [],
         placementStrategy: input.placementStrategy ?? [],
+        availabilityZoneRebalancing: rebalancingFor(input.availabilityZoneRebalancing, input.placementStrategy ?? [], input.placementConstraints ?? [], 'ENABLED'),
         ...(input.networkConfiguration ? { networkConfiguration: input.networkConfiguration } : {}),
         ...(input.healthCheckGracePeriodSeconds !== undefined ? { healthCheckGracePeriodSeconds: input.healthCheckGracePeriodSeconds } : {}),
         enableExecuteCommand: input.enableExecuteCommand ?? false,
@@ -298,6 +301,9 @@ export class Services {
       }
       if (input.placementConstraints !== undefined) s.placementConstraints = input.placementConstraints;
       if (input.placementStrategy !== undefined) s.placementStrategy = input.placementStrategy;
+      if (input.availabilityZoneRebalancing !== undefined || input.placementStrategy !== undefined || input.placementConstraints !== undefined) {
+        s.availabilityZoneRebalancing = rebalancingFor(input.availabilityZoneRebalancing, s.placementStrategy, s.placementConstraints, s.availabilityZoneRebalancing ?? 'DISABLED');
+      }
       if (input.healthCheckGracePeriodSeconds !== undefined) s.healthCheckGracePeriodSeconds = input.healthCheckGracePeriodSeconds;
       if (input.propagateTags !== undefined) s.propagateTags = input.propagateTags;
       if (input.enableECSManagedTags !== undefined) s.enableECSManagedTags = input.enableECSManagedTags;
@@ -439,4 +445,20 @@ function serviceDeploymentStatus(s: ServiceRecord, d: DeploymentRecord): string 
   if (d.rolloutState === 'FAILED') return 'STOPPED';
   if (d.status === 'ACTIVE') return 'STOPPED';
   return d.rolledBackFrom ? 'ROLLBACK_IN_PROGRESS' : s.deployments[0] === d ? 'IN_PROGRESS' : 'PENDING';
+}
+
+/**
+ * Whether a service may rebalance across zones: not with binpack or random placement, nor
+ * with a spread that is not by zone first, nor with memberOf constraints (a rebalancing task
+ * confined to a zone could then never be placed). Asked for explicitly on such a service,
+ * it is refused; by default it is then DISABLED, as ECS does.
+ */
+export function rebalancingFor(asked: 'ENABLED' | 'DISABLED' | undefined, strategy: Json[], constraints: Json[], dflt: 'ENABLED' | 'DISABLED'): 'ENABLED' | 'DISABLED' {
+  const first = strategy[0];
+  const why = strategy.some((x) => x.type === 'binpack' || x.type === 'random') ? `the ${strategy.find((x) => x.type === 'binpack' || x.type === 'random')!.type} placement strategy`
+    : first && !(first.type === 'spread' && first.field === 'attribute:ecs.availability-zone') ? 'a placement strategy that does not spread by attribute:ecs.availability-zone first'
+      : constraints.some((c) => c.type === 'memberOf') ? 'memberOf placement constraints' : undefined;
+  if (asked === 'ENABLED' && why) throw invalidParameter(`availabilityZoneRebalancing ENABLED is not supported with ${why}; set it to DISABLED or change the placement.`);
+  if (asked) return asked;
+  return why ? 'DISABLED' : dflt;
 }

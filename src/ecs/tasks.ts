@@ -74,6 +74,8 @@ export interface TaskRecord {
   network?: TaskNetworkAttachment;
   /** Instance a StartTask call pinned the task to. */
   pinnedInstanceId?: string;
+  /** Started by AZ rebalancing, confined to this zone (its `subnets` are the zone's). */
+  rebalanceZone?: string;
   stoppedReason?: string;
   stopCode?: string;
   pullStartedAt?: number;
@@ -329,7 +331,8 @@ export class Tasks {
 
   /** Tasks a service deployment starts (the service controller's launches). */
   createForService(scope: string, now: number, s: { serviceName: string; cluster: string; placementConstraints: Json[]; placementStrategy: Json[]; propagateTags: string; tags: Tag[] },
-    d: { id: string; taskDefinition: string; enableExecuteCommand: boolean; networkConfiguration?: Json }, provider: string, count: number): TaskRecord[] {
+    d: { id: string; taskDefinition: string; enableExecuteCommand: boolean; networkConfiguration?: Json }, provider: string, count: number,
+    zone?: { name: string; subnets: string[] }): TaskRecord[] {
     const td = this.taskDefinitions.byArn(scope, d.taskDefinition);
     if (!td) return [];
     const out: TaskRecord[] = [];
@@ -343,6 +346,7 @@ export class Tasks {
       }, s.cluster, td, provider);
       t.serviceName = s.serviceName;
       t.deploymentId = d.id;
+      if (zone) { t.rebalanceZone = zone.name; t.subnets = zone.subnets; }
       this.save(scope, t);
       out.push(t);
     }

@@ -224,3 +224,52 @@ test('deleting a service drains it', async () => {
   const w = berth.aws(['ecs', 'wait', 'services-inactive', '--cluster', cluster, '--services', 'web']);
   assert.equal(w.status, 0, w.stderr);
 });
+
+test('Availability Zone rebalancing: after a drain empties a zone, the service spreads over all three again', async () => {
+  await ecs.send(new CreateCapacityProviderCommand({
+    name: 'svc-az', cluster,
+    managedInstancesProvider: { infrastructureRoleArn: 'r', instanceLaunchTemplate: { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['subnet-x', 'subnet-y', 'subnet-z'] } } },
+  }));
+  const td = await revision('az', SERVE);
+  // Placement that forbids it: DISABLED by default, and refused when asked for.
+  await assert.rejects(ecs.send(new CreateServiceCommand({
+    cluster, serviceName: 'packed', taskDefinition: td, desiredCount: 0, availabilityZoneRebalancing: 'ENABLED',
+    placementStrategy: [{ type: 'binpack', field: 'memory' }], capacityProviderStrategy: [{ capacityProvider: 'svc-az', weight: 1 }],
+  })), (e: Error) => e.name === 'InvalidParameterException' && /binpack/.test(e.message));
+  const packed = (await ecs.send(new CreateServiceCommand({
+    cluster, serviceName: 'packed', taskDefinition: td, desiredCount: 0,
+    placementStrategy: [{ type: 'binpack', field: 'memory' }], capacityProviderStrategy: [{ capacityProvider: 'svc-az', weight: 1 }],
+  }))).service!;
+  assert.equal(packed.availabilityZoneRebalancing, 'DISABLED');
+
+  const created = (await ecs.send(new CreateServiceCommand({
+    cluster, serviceName: 'az', taskDefinition: td, desiredCount: 3, capacityProviderStrategy: [{ capacityProvider: 'svc-az', weight: 1 }],
+  }))).service!;
+  assert.equal(created.availabilityZoneRebalancing, 'ENABLED');
+  await stable('az', 90_000);
+  const zonesOf = async () => {
+    const tasks = (await serviceTasks('az')).filter((t) => t.lastStatus === 'RUNNING' && t.desiredStatus === 'RUNNING');
+    return tasks.map((t) => t.availabilityZone).sort();
+  };
+  assert.deepEqual(await zonesOf(), ['us-east-1a', 'us-east-1b', 'us-east-1c']);
+
+  // Drain the instance in zone a: its task moves to b or c first (a has no other instance)…
+  const ciArns = (await ecs.send(new ListContainerInstancesCommand({ cluster }))).containerInstanceArns!;
+  const cis = (await ecs.send(new DescribeContainerInstancesCommand({ cluster, containerInstances: ciArns }))).containerInstances!;
+  const inA = cis.find((c) => c.capacityProviderName === 'svc-az' && c.status === 'ACTIVE'
+    && c.attributes?.some((a) => a.name === 'ecs.availability-zone' && a.value === 'us-east-1a'))!;
+  await berth.aws(['ecs', 'update-container-instances-state', '--cluster', cluster, '--container-instances', inA.containerInstanceArn!, '--status', 'DRAINING']);
+  // …then rebalancing starts one in zone a again (on a new instance) and stops the extra one.
+  const s = await waitFor('an AZ rebalancing event', async () => {
+    const d = await describe('az');
+    return d.events!.some((e) => /is not AZ balanced with 0 tasks in us-east-1a/.test(e.message!)) ? d : undefined;
+  }, 90_000, 250);
+  assert.ok(s);
+  await waitFor('one task per zone again', async () => {
+    const z = await zonesOf();
+    const d = await describe('az');
+    return JSON.stringify(z) === JSON.stringify(['us-east-1a', 'us-east-1b', 'us-east-1c']) && d.runningCount === 3 && d.pendingCount === 0 ? z : undefined;
+  }, 90_000, 250);
+  await ecs.send(new DeleteServiceCommand({ cluster, service: 'az', force: true }));
+  await ecs.send(new DeleteServiceCommand({ cluster, service: 'packed', force: true }));
+});

@@ -90,6 +90,44 @@ test('the rollout completes once the primary alone serves the desired count', ()
   assert.match(d.events[0]!, /deployment completed/);
 });
 
+test('AZ rebalancing: one more task in the emptiest zone, then one fewer in the fullest, within maximumPercent', () => {
+  const completed = { ...deployment('d1', 'PRIMARY'), rolloutState: 'COMPLETED' as const };
+  const zones = ['z-a', 'z-b', 'z-c'];
+  const base = snapshot({ desiredCount: 6, deployments: [completed], rebalanceZones: zones });
+  const on = (id: string, zone: string, extra: Partial<ServiceTask> = {}) => task(id, 'd1', 'RUNNING', { zone, ...extra });
+  const lopsided = [on('t1', 'z-b'), on('t2', 'z-b'), on('t3', 'z-b'), on('t4', 'z-c'), on('t5', 'z-c'), on('t6', 'z-c')];
+
+  let d = decideService(base, lopsided, [], 0);
+  assert.equal(d.rebalanceTo, 'z-a');
+  assert.equal(d.launch, 0);
+  assert.deepEqual(d.stop, []);
+  assert.match(d.events.join('\n'), /is not AZ balanced with 0 tasks in z-a, 3 tasks in z-b, 3 tasks in z-c\. AZ Rebalancing in progress\./);
+
+  // While the rebalancing task is on its way: nothing stops, nothing more starts.
+  d = decideService(base, [...lopsided, task('t7', 'd1', 'PENDING', { rebalancing: true })], [], 0);
+  assert.deepEqual([d.launch, d.stop, d.rebalanceTo], [0, [], undefined]);
+
+  // Once it serves, the newest task of a fullest zone stops, never the rebalancing one.
+  d = decideService(base, [...lopsided, on('t7', 'z-a', { rebalancing: true })], [], 0);
+  assert.deepEqual(d.stop.map((x) => x.taskId), ['t6']);
+
+  // Balanced enough (at most one apart), or no room above the desired count: nothing.
+  d = decideService(base, [on('t1', 'z-a'), on('t2', 'z-b'), on('t3', 'z-b'), on('t4', 'z-c'), on('t5', 'z-c'), on('t6', 'z-a')], [], 0);
+  assert.equal(d.rebalanceTo, undefined);
+  d = decideService({ ...base, maximumPercent: 100 }, lopsided, [], 0);
+  assert.equal(d.rebalanceTo, undefined);
+  // Not during a deployment.
+  d = decideService({ ...base, deployments: [deployment('d1', 'PRIMARY')] }, lopsided, [], 0);
+  assert.equal(d.rebalanceTo, undefined);
+});
+
+test('scaling in takes tasks from the fullest zone first', () => {
+  const completed = { ...deployment('d1', 'PRIMARY'), rolloutState: 'COMPLETED' as const };
+  const tasks = [task('t1', 'd1', 'RUNNING', { zone: 'z-a' }), task('t2', 'd1', 'RUNNING', { zone: 'z-b' }), task('t3', 'd1', 'RUNNING', { zone: 'z-b' }), task('t4', 'd1', 'RUNNING', { zone: 'z-a' })];
+  const d = decideService(snapshot({ desiredCount: 3, minimumHealthyPercent: 0, deployments: [completed] }), [...tasks, task('t0', 'd1', 'RUNNING', { zone: 'z-b', createdAt: 99 })], [], 0);
+  assert.deepEqual(d.stop.map((x) => x.taskId), ['t0', 't3']);
+});
+
 // Property: over random event sequences, the controller never goes above maximumPercent
 // and never itself takes the serving tasks below minimumHealthyPercent.
 const eventArb = fc.oneof(
@@ -106,14 +144,16 @@ test('property: maximumPercent and minimumHealthyPercent hold over random histor
   fc.assert(fc.property(
     fc.integer({ min: 1, max: 10 }), fc.integer({ min: 0, max: 100 }), fc.integer({ min: 100, max: 200 }), fc.array(eventArb, { maxLength: 40 }),
     (desired0, minPct, maxPct, events) => {
-      let s = snapshot({ desiredCount: desired0, minimumHealthyPercent: minPct, maximumPercent: maxPct });
+      let s = snapshot({ desiredCount: desired0, minimumHealthyPercent: minPct, maximumPercent: maxPct, rebalanceZones: ['z1', 'z2', 'z3'] });
       let tasks: ServiceTask[] = [];
       let seq = 0;
       let dep = 1;
       for (const e of events) {
         const failed: { id: string; deploymentId: string; reachedRunning: boolean }[] = [];
         const pick = (i: number) => tasks.filter((t) => !t.stopping)[i % Math.max(1, tasks.filter((t) => !t.stopping).length)];
-        if (e.kind === 'start-running') for (const t of tasks.filter((x) => x.lastStatus === 'PENDING').slice(0, e.n)) t.lastStatus = 'RUNNING';
+        if (e.kind === 'start-running') {
+          for (const t of tasks.filter((x) => x.lastStatus === 'PENDING').slice(0, e.n)) { t.lastStatus = 'RUNNING'; t.zone ??= `z${1 + (Number(t.id.slice(1)) % 2)}`; }
+        }
         if (e.kind === 'fail') { const t = pick(e.i); if (t) { tasks = tasks.filter((x) => x !== t); failed.push({ id: t.id, deploymentId: t.deploymentId, reachedRunning: t.lastStatus === 'RUNNING' }); } }
         if (e.kind === 'lose') { const t = pick(e.i); if (t) t.trouble = 'instance-lost'; }
         if (e.kind === 'drain') { const t = pick(e.i); if (t && !t.trouble) t.trouble = 'instance-draining'; }
@@ -128,10 +168,10 @@ test('property: maximumPercent and minimumHealthyPercent hold over random histor
         const d = decideService(s, tasks, failed, 0);
         const stopped = new Set(d.stop.map((x) => x.taskId));
         for (const t of tasks) if (stopped.has(t.id)) t.stopping = true;
-        const live = tasks.filter((t) => !t.stopping).length + d.launch;
+        const live = tasks.filter((t) => !t.stopping).length + d.launch + (d.rebalanceTo ? 1 : 0);
         const ceiling = Math.max(maxTasks(s.desiredCount, s.maximumPercent), s.desiredCount);
         // Never above maximumPercent by launching.
-        if (d.launch > 0) assert.ok(live <= ceiling, `live ${live} > ceiling ${ceiling}`);
+        if (d.launch > 0 || d.rebalanceTo) assert.ok(live <= ceiling, `live ${live} > ceiling ${ceiling}`);
         // Never below minimumHealthyPercent by stopping tasks that served.
         const servingAfter = tasks.filter(isServing).length;
         assert.ok(servingAfter >= Math.min(servingBefore, minHealthy(s.desiredCount, s.minimumHealthyPercent)),
@@ -139,6 +179,7 @@ test('property: maximumPercent and minimumHealthyPercent hold over random histor
         assert.ok(d.launch >= 0 && liveBefore >= 0);
         const primary = d.deployments.find((x) => x.status === 'PRIMARY');
         for (let i = 0; i < d.launch; i++) tasks.push(task(`t${++seq}`, primary!.id, 'PENDING', { createdAt: seq }));
+        if (d.rebalanceTo) tasks.push(task(`t${++seq}`, primary!.id, 'PENDING', { createdAt: seq, rebalancing: true, zone: d.rebalanceTo }));
         tasks = tasks.filter((t) => !t.stopping);
         s = { ...s, deployments: d.deployments, consecutiveFailures: 0, nextLaunchAt: 0 };
       }
