@@ -227,13 +227,18 @@ export class ApiServer {
     if (!this.opts.audit) return undefined;
     try {
       const accessKeyId = ctx?.principal.accessKeyId ?? /Credential=([^/,\s]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
-      const pending = this.opts.audit({
-        requestId, time: this.opts.clock.now(), service, action, sourceIp: req.socket.remoteAddress ?? '',
-        ...(typeof req.headers['user-agent'] === 'string' ? { userAgent: req.headers['user-agent'] } : {}),
-        ...(accessKeyId ? { accessKeyId } : {}), ...(ctx ? { ctx } : {}), ...(input ? { input } : {}),
-        status, ...(failure ? { errorCode: failure.code, errorMessage: failure.message } : {}),
-        ...(output !== undefined ? { output } : {}), ...tlsDetails(req),
-      });
+      // Member by member: an object literal with this many conditional spreads is slow in V8.
+      const call: CallRecord = { requestId, time: this.opts.clock.now(), service, action, sourceIp: req.socket.remoteAddress ?? '', status };
+      const userAgent = req.headers['user-agent'];
+      if (typeof userAgent === 'string') call.userAgent = userAgent;
+      if (accessKeyId) call.accessKeyId = accessKeyId;
+      if (ctx) call.ctx = ctx;
+      if (input) call.input = input;
+      if (failure) { call.errorCode = failure.code; call.errorMessage = failure.message; }
+      if (output !== undefined) call.output = output;
+      const tls = tlsDetails(req).tls;
+      if (tls) call.tls = tls;
+      const pending = this.opts.audit(call);
       return pending ? pending.catch((e: unknown) => { this.opts.log?.(`audit: ${(e as Error).message}`); }) : undefined;
     } catch (e) {
       this.opts.log?.(`audit: ${(e as Error).message}`);

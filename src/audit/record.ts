@@ -28,6 +28,18 @@ const MAX_RESOURCES = 25;
 
 const SECRET_NAME = /^(secretaccesskey|sessiontoken|password|oldpassword|newpassword|privatekey|token|tokenvalue|plaintext|ciphertextblob|filterpattern)$|secret(?!s$)/i;
 
+/** SECRET_NAME's verdict per member name (names repeat from call to call). */
+const secretNames = new Map<string, boolean>();
+function isSecretName(k: string): boolean {
+  let hit = secretNames.get(k);
+  if (hit === undefined) {
+    hit = SECRET_NAME.test(k);
+    if (secretNames.size >= 10_000) secretNames.clear();
+    secretNames.set(k, hit);
+  }
+  return hit;
+}
+
 /** `o` with its own keys in sorted order (one level). */
 export function sortKeys<T extends object>(o: T): T {
   const out: Record<string, unknown> = {};
@@ -57,7 +69,7 @@ export function redact(value: unknown, depth = 0): unknown {
   for (const k of Object.keys(value).sort()) {
     const v = (value as Record<string, unknown>)[k];
     if (v === undefined) continue;
-    if (SECRET_NAME.test(k)) out[k] = HIDDEN;
+    if (isSecretName(k)) out[k] = HIDDEN;
     else if (k === 'environment' && Array.isArray(v)) out[k] = hideIn(v, 'value', depth + 2);
     else if (k === 'secrets' && Array.isArray(v)) out[k] = hideIn(v, 'valueFrom', depth + 2);
     else if (k === 'logEvents' && Array.isArray(v)) out[k] = hideIn(v, 'message', depth + 2);
@@ -69,9 +81,43 @@ export function redact(value: unknown, depth = 0): unknown {
 function bounded(value: unknown): unknown {
   if (value === undefined || value === null) return null;
   const r = redact(value);
+  // Most values are far below the bound: an upper bound of their JSON's length says so
+  // without serializing them (the record's own serialization does that once).
+  if (jsonLengthAtMost(r, MAX_PARAMS_BYTES, 0) >= 0) return r;
   const text = JSON.stringify(r);
   // Characters, not bytes: close enough for a bound, and cheaper.
   return text.length > MAX_PARAMS_BYTES ? { berthOmitted: `parameters of about ${text.length} bytes are too large for the trail` } : r;
+}
+
+/**
+ * `budget` minus an upper bound of the length of JSON.stringify(v) (a string escapes to at
+ * most 6 characters per character, a number is at most 25 characters); negative as soon as
+ * the bound exceeds the budget, or for anything whose JSON is not plain data (functions, which
+ * may be toJSON; bigints, which do not serialize).
+ */
+function jsonLengthAtMost(v: unknown, budget: number, depth: number): number {
+  if (budget < 0) return budget;
+  switch (typeof v) {
+    case 'string': return budget - 2 - 6 * v.length;
+    case 'number': return budget - 25;
+    case 'boolean': return budget - 5;
+    case 'undefined': return budget - 4;
+    case 'object': {
+      if (v === null) return budget - 4;
+      if (depth > 32) return -1;
+      budget -= 2;
+      if (Array.isArray(v)) {
+        for (const x of v) { budget = jsonLengthAtMost(x, budget - 1, depth + 1); if (budget < 0) return budget; }
+        return budget;
+      }
+      for (const k of Object.keys(v)) {
+        budget = jsonLengthAtMost((v as Record<string, unknown>)[k], budget - 4 - 6 * k.length, depth + 1);
+        if (budget < 0) return budget;
+      }
+      return budget;
+    }
+    default: return -1;
+  }
 }
 
 const READ_ONLY = /^(Describe|List|Get|Lookup|Filter|Decrypt|Encrypt|GenerateDataKey)/;
@@ -127,26 +173,52 @@ export function resourcesOf(service: string, input: Record<string, unknown> | un
   if (output && typeof output === 'object') collectArns(output, arns, 0);
   const out: NonNullable<CloudTrailRecord['resources']> = [];
   for (const arn of arns) {
-    const type = resourceType(arn);
-    if (!type) continue;
-    const a = parseArn(arn)!;
-    out.push({ ARN: arn, ...(a.account ? { accountId: a.account } : {}), type });
+    const entry = resourceEntry(arn);
+    if (entry) out.push(entry);
   }
   return out;
+}
+
+type ResourceEntry = NonNullable<CloudTrailRecord['resources']>[number];
+/** resources[] entries by ARN (the same ARNs come back call after call); shared, frozen. */
+const resourceEntries = new Map<string, ResourceEntry | null>();
+
+function resourceEntry(arn: string): ResourceEntry | undefined {
+  let entry = resourceEntries.get(arn);
+  if (entry === undefined) {
+    const type = resourceType(arn);
+    const a = type ? parseArn(arn)! : undefined;
+    entry = type && a ? ({ ARN: arn, ...(a.account ? { accountId: a.account } : {}), type }) : null;
+    if (resourceEntries.size >= 10_000) resourceEntries.clear();
+    resourceEntries.set(arn, entry);
+  }
+  return entry ?? undefined;
 }
 
 /** CloudTrail's userIdentity for a principal ARN (root, IAM user, assumed role). */
 export function userIdentity(arn: string | undefined, accountId: string | undefined, accessKeyId: string | undefined, userName?: string): Record<string, unknown> {
   if (!arn) return sortKeys({ type: 'Unknown', ...(accessKeyId ? { accessKeyId } : {}), ...(accountId ? { accountId } : {}) });
-  const resource = arn.split(':').slice(5).join(':');
+  // The last one made, per access key (a caller's calls all have the same identity); shared
+  // by the records, which only serialize it.
+  const cacheKey = accessKeyId ?? '';
+  const hit = identities.get(cacheKey);
+  if (hit && hit.arn === arn && hit.accountId === accountId && hit.userName === userName) return hit.identity;
+  let colons = 0, at = -1;
+  while (colons < 5 && (at = arn.indexOf(':', at + 1)) >= 0) colons++;
+  const resource = at >= 0 ? arn.slice(at + 1) : '';
   const type = resource === 'root' ? 'Root' : resource.startsWith('user/') ? 'IAMUser' : resource.startsWith('assumed-role/') ? 'AssumedRole'
     : resource.startsWith('role/') ? 'Role' : 'Unknown';
   const name = type === 'IAMUser' ? resource.slice(resource.lastIndexOf('/') + 1) : type === 'Root' ? undefined : userName;
-  return sortKeys({
+  const identity = (sortKeys({
     type, principalId: type === 'Root' ? accountId : accessKeyId, arn, accountId,
     ...(accessKeyId ? { accessKeyId } : {}), ...(name ? { userName: name } : {}),
-  });
+  }));
+  if (identities.size >= 10_000) identities.clear();
+  identities.set(cacheKey, { arn, accountId, userName, identity });
+  return identity;
 }
+
+const identities = new Map<string, { arn: string; accountId: string | undefined; userName: string | undefined; identity: Record<string, unknown> }>();
 
 let lastSecond = -1;
 let lastIso = '';
@@ -157,7 +229,11 @@ function isoSeconds(ms: number): string {
   return lastIso;
 }
 
-/** The CloudTrail record of an API call the server answered. */
+/**
+ * The CloudTrail record of an API call the server answered. Built member by member in sorted
+ * key order (so plain JSON.stringify is its canonical form): V8 makes an object literal with
+ * several conditional spreads an order of magnitude more slowly.
+ */
 export function apiCallRecord(call: CallRecord, accountOfKey: (accessKeyId: string) => string | undefined, region: string | undefined): CloudTrailRecord {
   const ctx = call.ctx;
   const account = ctx?.scope.account ?? (call.accessKeyId ? accountOfKey(call.accessKeyId) : undefined) ?? '';
@@ -166,28 +242,31 @@ export function apiCallRecord(call: CallRecord, accountOfKey: (accessKeyId: stri
   const readOnly = isReadOnly(call.action);
   const where = ctx ? { partition, region: ctx.scope.region, account } : undefined;
   const ok = call.status < 400;
-  return sortKeys<CloudTrailRecord>({
-    eventVersion: '1.08',
-    userIdentity: userIdentity(principalArn, ctx?.principal.accountId ?? (account || undefined), call.accessKeyId, ctx?.principal.userName),
-    eventTime: isoSeconds(call.time),
-    eventSource: `${call.service}.amazonaws.com`,
-    eventName: call.action,
-    awsRegion: ctx?.scope.region ?? region ?? '',
-    sourceIPAddress: call.sourceIp.replace(/^::ffff:/, ''),
-    ...(call.userAgent ? { userAgent: call.userAgent.slice(0, 1024) } : {}),
-    requestParameters: bounded(call.input),
-    responseElements: ok && !readOnly ? bounded(call.output) : null,
-    ...(call.errorCode ? { errorCode: call.errorCode, errorMessage: (call.errorMessage ?? '').slice(0, 1024) } : {}),
-    requestID: call.requestId,
-    eventID: randomUUID(),
-    readOnly,
-    resources: resourcesOf(call.service, call.input, ok ? call.output : undefined, where),
-    eventType: 'AwsApiCall',
-    managementEvent: true,
-    recipientAccountId: account,
-    eventCategory: 'Management',
-    ...(call.tls ? { tlsDetails: sortKeys(call.tls) } : {}),
-  });
+  const r: Partial<CloudTrailRecord> = {};
+  r.awsRegion = ctx?.scope.region ?? region ?? '';
+  if (call.errorCode) {
+    r.errorCode = call.errorCode;
+    r.errorMessage = (call.errorMessage ?? '').slice(0, 1024);
+  }
+  r.eventCategory = 'Management';
+  r.eventID = randomUUID();
+  r.eventName = call.action;
+  r.eventSource = `${call.service}.amazonaws.com`;
+  r.eventTime = isoSeconds(call.time);
+  r.eventType = 'AwsApiCall';
+  r.eventVersion = '1.08';
+  r.managementEvent = true;
+  r.readOnly = readOnly;
+  r.recipientAccountId = account;
+  r.requestID = call.requestId;
+  r.requestParameters = bounded(call.input);
+  r.resources = resourcesOf(call.service, call.input, ok ? call.output : undefined, where);
+  r.responseElements = ok && !readOnly ? bounded(call.output) : null;
+  r.sourceIPAddress = call.sourceIp.replace(/^::ffff:/, '');
+  if (call.tls) r.tlsDetails = sortKeys(call.tls);
+  if (call.userAgent) r.userAgent = call.userAgent.slice(0, 1024);
+  r.userIdentity = userIdentity(principalArn, ctx?.principal.accountId ?? (account || undefined), call.accessKeyId, ctx?.principal.userName);
+  return r as CloudTrailRecord;
 }
 
 /** A record of something Berth observed outside an API call (data channel, agent gateway). */

@@ -20,7 +20,8 @@
 // whose record is not committed, and with WAL a committed record survives a killed process
 // (only an OS crash can lose the last ones, as for every other Berth write). Nothing in the
 // code updates or deletes a record, and triggers refuse UPDATE and DELETE.
-import { createHash, createHmac, randomUUID } from 'node:crypto';
+import * as crypto from 'node:crypto';
+import { createHash, createHmac, createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import type Database from 'better-sqlite3';
 
 export const GENESIS = '0'.repeat(64);
@@ -103,18 +104,25 @@ export function columnsOf(r: CloudTrailRecord, time: number): AuditColumns {
 
 /** `arn:…:cluster/web` → `web`; `arn:…:log-group:/ecs/x` → `/ecs/x`. */
 export function shortName(arn: string): string {
-  const parts = arn.split(':');
-  const resource = parts.slice(5).join(':');
+  // What follows the fifth colon (nothing when there are fewer).
+  let at = -1;
+  for (let colons = 0; colons < 5; colons++) { at = arn.indexOf(':', at + 1); if (at < 0) break; }
+  const resource = at >= 0 ? arn.slice(at + 1) : '';
   if (resource.startsWith('log-group:')) return resource.slice('log-group:'.length).replace(/:\*$/, '');
   const slash = resource.indexOf('/');
   return slash >= 0 ? resource.slice(slash + 1) : resource;
 }
 
+/** Node ≥ 20.12's one-shot digest (no Hash object): the same bytes, hashed at once. */
+const oneShot = typeof crypto.hash === 'function' ? crypto.hash : undefined;
+
 export function chainHash(prev: string, seq: number, record: string): string {
+  // prev and seq are ASCII, so the UTF-8 of the joined text is the join of the UTF-8 parts.
+  if (oneShot) return oneShot('sha256', `${prev}\n${seq}\n${record}`, 'hex');
   return createHash('sha256').update(prev).update('\n').update(String(seq)).update('\n').update(record).digest('hex');
 }
 
-export const sealOf = (key: Buffer, hash: string): string => createHmac('sha256', key).update(hash).digest('hex');
+export const sealOf = (key: Buffer | KeyObject, hash: string): string => createHmac('sha256', key).update(hash).digest('hex');
 
 interface Row { seq: number; event_id: string; time: number; account: string; event_source: string; event_name: string; username: string | null; access_key_id: string | null; read_only: number; resources: string; record: string; prev_hash: string; hash: string; seal: string }
 
@@ -134,18 +142,22 @@ export class AuditTrail {
   private readonly insertAll: (rows: unknown[][]) => void;
   private pending: unknown[][] = [];
   private scheduled: Promise<void> | undefined;
+  /** The seal key as a KeyObject (HMAC set up without copying the key on every record). */
+  private readonly sealKeyObject: KeyObject;
   /** A batch could not be committed (e.g. disk full): the records are lost, which is logged loudly. */
   onError: ((e: Error, records: number) => void) | undefined;
   private readonly lookups = new Map<string, Database.Statement>();
   /** Records written by this process (for metrics and tests). */
   written = 0;
 
-  constructor(private readonly db: Database.Database, private readonly sealKey: Buffer) {
+  constructor(private readonly db: Database.Database, sealKey: Buffer) {
     const head = db.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
     this.last = head ?? { seq: 0, hash: GENESIS };
+    this.sealKeyObject = createSecretKey(sealKey);
     this.insert = db.prepare(`INSERT INTO audit_events (seq, event_id, time, account, event_source, event_name, username, access_key_id, read_only, resources, record, prev_hash, hash, seal)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-    this.insertAll = db.transaction((rows: unknown[][]) => { for (const r of rows) this.insert.run(...r); });
+    // One prepared INSERT per row: a multi-row INSERT measured no faster (bench/authz, 8 rows a batch).
+    this.insertAll = db.transaction((rows: unknown[][]) => { for (const r of rows) this.insert.run(r); });
   }
 
   /** Chains one record (its eventID is set when empty): the row to insert, in order. */
@@ -158,7 +170,7 @@ export class AuditTrail {
     const hash = chainHash(this.last.hash, seq, text);
     const c = columnsOf(record, time);
     const row = [seq, c.eventId, c.time, c.account, c.eventSource, c.eventName, c.username, c.accessKeyId, c.readOnly, c.resources,
-      text, this.last.hash, hash, sealOf(this.sealKey, hash)];
+      text, this.last.hash, hash, sealOf(this.sealKeyObject, hash)];
     this.last = { seq, hash };
     return row;
   }

@@ -38,10 +38,66 @@ export function denialError(style: DenialStyle, message: string): ApiError {
 
 const stripMapped = (ip: string) => (ip.startsWith('::ffff:') ? ip.slice(7) : ip);
 
+/**
+ * A request's global condition keys (aws:CurrentTime, aws:SourceIp, …) over its principal's
+ * keys; each value is made only when a policy asks for it.
+ */
+class GlobalKeys extends RequestContextKeys {
+  private currentTime: string[] | undefined;
+
+  constructor(private readonly ctx: RequestContext, private readonly now: number, principal: RequestContextKeys) {
+    super({}, principal);
+  }
+
+  protected override find(lowerKey: string): string[] | undefined {
+    switch (lowerKey) {
+      case 'aws:currenttime': return (this.currentTime ??= [new Date(this.now).toISOString()]);
+      case 'aws:epochtime': return [String(Math.floor(this.now / 1000))];
+      case 'aws:sourceip': return [stripMapped(this.ctx.sourceIp)];
+      case 'aws:securetransport': return [this.ctx.secureTransport === true ? 'true' : 'false'];
+      case 'aws:requestedregion': return [this.ctx.scope.region];
+      case 'aws:resourceaccount': return [this.ctx.scope.account];
+      default: return super.find(lowerKey);
+    }
+  }
+}
+
+/**
+ * One resource's condition keys over the request's: the check's own keys, and its tags as
+ * aws:ResourceTag/<key> and <prefix>:ResourceTag/<key> (over those keys), made only when a
+ * policy asks for a ResourceTag key.
+ */
+class ResourceKeys extends RequestContextKeys {
+  private tagKeys: RequestContextKeys | undefined;
+  private readonly tagPrefix: string;
+
+  constructor(private readonly tags: Record<string, string> | undefined, prefix: string, keys: ContextInput | undefined, base: RequestContextKeys) {
+    super(keys ?? {}, base);
+    this.tagPrefix = `${prefix}:resourcetag/`.toLowerCase();
+  }
+
+  protected override find(lowerKey: string): string[] | undefined {
+    if (this.tags && (lowerKey.startsWith('aws:resourcetag/') || lowerKey.startsWith(this.tagPrefix))) {
+      if (!this.tagKeys) {
+        this.tagKeys = new RequestContextKeys();
+        for (const k of Object.keys(this.tags)) {
+          this.tagKeys.set(`aws:ResourceTag/${k}`, this.tags[k]);
+          this.tagKeys.set(`${this.tagPrefix}${k}`, this.tags[k]);
+        }
+      }
+      const v = this.tagKeys.get(lowerKey);
+      if (v !== undefined) return v;
+    }
+    return super.find(lowerKey);
+  }
+}
+
 export class Authorizer {
   private readonly tables: Map<string, ServiceAuthz>;
   private readonly principals = new WeakMap<RequestContext, ResolvedPrincipal>();
   private readonly filters = new WeakMap<RequestContext, PendingFilter>();
+  /** Each (cached, immutable) principal's condition keys, built once. */
+  private readonly principalKeys = new WeakMap<ResolvedPrincipal, RequestContextKeys>();
 
   constructor(private readonly o: AuthorizerOptions) {
     this.tables = new Map(Object.entries(o.tables));
@@ -61,36 +117,28 @@ export class Authorizer {
   principalOf(ctx: RequestContext): ResolvedPrincipal {
     let who = this.principals.get(ctx);
     if (!who) {
-      const key = this.o.iam.credentials.lookup(ctx.principal.accessKeyId)?.record
-        ?? { accountId: ctx.principal.accountId, principal: ctx.principal.principal, accessKeyId: ctx.principal.accessKeyId };
-      who = this.o.iam.resolve(key, ctx.scope.partition);
+      const record = this.o.iam.credentials.lookup(ctx.principal.accessKeyId)?.record;
+      who = record
+        ? this.o.iam.principal(record, ctx.scope.partition)
+        : this.o.iam.resolve({ accountId: ctx.principal.accountId, principal: ctx.principal.principal, accessKeyId: ctx.principal.accessKeyId }, ctx.scope.partition);
       this.principals.set(ctx, who);
     }
     return who;
   }
 
-  /** Global condition keys of a request. */
-  private globalKeys(ctx: RequestContext, who: ResolvedPrincipal): ContextInput {
-    const now = ctx.clock.now();
-    return {
-      ...who.keys,
-      'aws:CurrentTime': new Date(now).toISOString(),
-      'aws:EpochTime': String(Math.floor(now / 1000)),
-      'aws:SourceIp': stripMapped(ctx.sourceIp),
-      'aws:SecureTransport': ctx.secureTransport === true ? 'true' : 'false',
-      'aws:RequestedRegion': ctx.scope.region,
-      'aws:ResourceAccount': ctx.scope.account,
-    };
+  /** Global condition keys of a request (over the principal's). */
+  private globalKeys(ctx: RequestContext, who: ResolvedPrincipal): RequestContextKeys {
+    let keys = this.principalKeys.get(who);
+    if (!keys) {
+      keys = new RequestContextKeys(who.keys);
+      if (Object.isFrozen(who)) this.principalKeys.set(who, keys);
+    }
+    return new GlobalKeys(ctx, ctx.clock.now(), keys);
   }
 
   private resourceContext(base: RequestContextKeys, prefix: string, c: Check): RequestContextKeys {
     if (!c.tags && !c.keys) return base;
-    const extra: ContextInput = { ...(c.keys ?? {}) };
-    for (const [k, v] of Object.entries(c.tags ?? {})) {
-      extra[`aws:ResourceTag/${k}`] = v;
-      extra[`${prefix}:ResourceTag/${k}`] = v;
-    }
-    return base.with(extra);
+    return new ResourceKeys(c.tags, prefix, c.keys, base);
   }
 
   /** The `authorize` hook: throws the service's AccessDenied when the caller may not do this. */
@@ -106,9 +154,13 @@ export class Authorizer {
     }
     if (rule.open || who.root) return;
     const args: Args = { ctx, input: input as Record<string, any>, env: this.o.env };
-    const base = new RequestContextKeys({ ...this.globalKeys(ctx, who), ...(rule.keys?.(args) ?? {}) });
+    const base = this.requestKeys(ctx, who, rule.keys?.(args));
     const checks = rule.resources ? rule.resources(args) : [{ resource: '*' }];
     if (checks.length === 0 && rule.list) {
+      // A Deny that covers every resource refuses the listing itself, as in AWS; narrower
+      // denies only filter the items.
+      const everything = evaluate(who.policies, { action, resource: '*', context: base });
+      if (!everything.allowed && everything.explicit) throw denialError(table.style, denialMessage(who.arn, action, '*', everything));
       const by = whyNot(who.policies, action);
       if (by) throw denialError(table.style, denialMessage(who.arn, action, '*', { allowed: false, explicit: false, by }));
       this.filters.set(ctx, { table, rule, action, base, who });
@@ -120,11 +172,20 @@ export class Authorizer {
     }
   };
 
+  /** The global keys with the rule's request keys over them (an undefined one hides a global key). */
+  private requestKeys(ctx: RequestContext, who: ResolvedPrincipal, ruleKeys: ContextInput | undefined): RequestContextKeys {
+    const global = this.globalKeys(ctx, who);
+    if (!ruleKeys) return global;
+    const keys = global.with({});
+    for (const k of Object.keys(ruleKeys)) keys.setOrHide(k, ruleKeys[k]);
+    return keys;
+  }
+
   /** Whether the caller may perform `action` on one resource (for code that authorizes items itself). */
   allows(ctx: RequestContext, action: string, check: Check, prefix = action.split(':')[0]!): boolean {
     const who = this.principalOf(ctx);
     if (who.root) return true;
-    const base = new RequestContextKeys(this.globalKeys(ctx, who));
+    const base = this.globalKeys(ctx, who);
     return evaluate(who.policies, { action, resource: check.resource, context: this.resourceContext(base, prefix, check) }).allowed;
   }
 

@@ -1,6 +1,9 @@
 // Accounts, IAM users and roles, and what a request's principal is allowed: the policies that
-// apply to it (resolved fresh on every request, so a policy change or a deleted user takes
-// effect at once) and its global condition keys.
+// apply to it and its global condition keys. `principal` caches that per access key and drops
+// it whenever any account, user, role, access key (sessions included) or bootstrap document
+// may have changed (the store's write generation of those kinds), so a policy change, a
+// deleted user or key or a changed role applies on the very next request, as if resolved
+// fresh.
 //
 // Principals (the `principal` of an access key, without `arn:<partition>:`):
 //   iam::<account>:root                        the account's administrator: everything in its account
@@ -85,9 +88,14 @@ export interface ResolvedPrincipal {
   roleArn?: string;
 }
 
+/** Every document kind a resolved principal depends on (see `IamDirectory.principal`). */
+const PRINCIPAL_KINDS: readonly string[] = ['account', 'bootstrap', USER, ROLE, 'access-key'];
+
 export class IamDirectory {
   /** Parsed policies by their text: documents are immutable, so parsing once is enough. */
   private readonly parsed = new Map<string, Policy>();
+  /** `principal`'s cache: per access key record (as Credentials.lookup keeps it). */
+  private readonly principals = new WeakMap<object, { generation: number; partition: string; who: ResolvedPrincipal }>();
 
   constructor(readonly store: Store, readonly credentials: Credentials) {}
 
@@ -210,7 +218,24 @@ export class IamDirectory {
     return out;
   }
 
-  /** Who an access key's request comes from, and what applies to it. */
+  /**
+   * `resolve` of a stored access key record, cached: valid while no document it may depend on
+   * changed (the store's generation of PRINCIPAL_KINDS, which every put, delete, rolled-back
+   * transaction and other process's commit moves). The result is frozen: callers share it.
+   */
+  principal(key: AccessKeyRecord, partition: string): ResolvedPrincipal {
+    const generation = this.store.generation(PRINCIPAL_KINDS);
+    const hit = this.principals.get(key);
+    if (hit && hit.generation === generation && hit.partition === partition) return hit.who;
+    const who = this.resolve(key, partition);
+    Object.freeze(who.keys);
+    Object.freeze(who.policies);
+    Object.freeze(who);
+    this.principals.set(key, { generation, partition, who });
+    return who;
+  }
+
+  /** Who an access key's request comes from, and what applies to it (read fresh from the store). */
   resolve(key: Pick<AccessKeyRecord, 'accountId' | 'principal' | 'accessKeyId' | 'session'>, partition: string): ResolvedPrincipal {
     const account = key.accountId;
     const base = { 'aws:PrincipalAccount': account };

@@ -11,12 +11,17 @@ import type { ConditionClause, Policy, PrincipalSpec, Statement } from './policy
 /** Values of request context keys, as IAM sees them (booleans and numbers as strings). */
 export type ContextInput = Record<string, string | number | boolean | readonly string[] | undefined>;
 
-/** Condition keys of one request: lower-cased key → values (a multivalued key has several). */
+/**
+ * Condition keys of one request: lower-cased key → values (a multivalued key has several).
+ * Layered: `with` (and the `parent` argument) put new keys over an existing set without
+ * copying it, so a principal's keys are built once and a resource's tags cost only
+ * themselves. A key set in a layer hides the parent's value of that key.
+ */
 export class RequestContextKeys {
   private readonly map = new Map<string, string[]>();
 
-  constructor(input: ContextInput = {}) {
-    for (const [k, v] of Object.entries(input)) this.set(k, v);
+  constructor(input: ContextInput = {}, private readonly parent?: RequestContextKeys) {
+    for (const k of Object.keys(input)) this.set(k, input[k]);
   }
 
   set(key: string, v: ContextInput[string]): void {
@@ -24,18 +29,33 @@ export class RequestContextKeys {
     this.map.set(key.toLowerCase(), Array.isArray(v) ? [...(v as readonly string[])] : [String(v)]);
   }
 
-  get(key: string): string[] | undefined {
-    return this.map.get(key.toLowerCase());
+  /**
+   * Like `set`, but an undefined value hides the parent's value of the key (as a later
+   * `undefined` member of an object spread does).
+   */
+  setOrHide(key: string, v: ContextInput[string]): void {
+    if (v === undefined) this.map.set(key.toLowerCase(), HIDDEN_KEY);
+    else this.set(key, v);
   }
 
-  /** A copy with more keys (e.g. one resource's tags). */
+  get(key: string): string[] | undefined {
+    const v = this.find(key.toLowerCase());
+    return v === HIDDEN_KEY ? undefined : v;
+  }
+
+  /** The values of a lower-cased key, HIDDEN_KEY included (layers consult their parent). */
+  protected find(lowerKey: string): string[] | undefined {
+    return this.map.get(lowerKey) ?? this.parent?.find(lowerKey);
+  }
+
+  /** A set with more keys (e.g. one resource's tags) over this one, which stays unchanged. */
   with(input: ContextInput): RequestContextKeys {
-    const c = new RequestContextKeys();
-    for (const [k, v] of this.map) c.map.set(k, v);
-    for (const [k, v] of Object.entries(input)) c.set(k, v);
-    return c;
+    return new RequestContextKeys(input, this);
   }
 }
+
+/** A key a layer removed (see `setOrHide`). */
+const HIDDEN_KEY: string[] = [];
 
 export interface AuthzQuery {
   /** `service:Action`, e.g. `ecs:RunTask`. */
@@ -48,7 +68,7 @@ export interface AuthzQuery {
 // Wildcards ------------------------------------------------------------------------------
 
 type GlobMode = 'action' | 'arn' | 'string';
-const globCache = new Map<string, RegExp>();
+const globCaches: Record<GlobMode, Map<string, RegExp>> = { action: new Map(), arn: new Map(), string: new Map() };
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 /**
@@ -61,8 +81,8 @@ const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
  */
 export function compilePattern(pattern: string, mode: GlobMode, ctx?: RequestContextKeys): RegExp | undefined {
   const hasVars = ctx !== undefined && pattern.includes('${');
-  const cacheKey = `${mode}\0${pattern}`;
-  if (!hasVars) { const hit = globCache.get(cacheKey); if (hit) return hit; }
+  const globCache = globCaches[mode];
+  if (!hasVars) { const hit = globCache.get(pattern); if (hit) return hit; }
   // Component count (colons outside ${...}) so that the last component may span colons.
   let colons = 0;
   for (let i = 0; i < pattern.length; i++) {
@@ -97,7 +117,7 @@ export function compilePattern(pattern: string, mode: GlobMode, ctx?: RequestCon
   const compiled = new RegExp(`^${re}$`, mode === 'action' ? 'is' : 's');
   if (!hasVars) {
     if (globCache.size > 50_000) globCache.clear();
-    globCache.set(cacheKey, compiled);
+    globCache.set(pattern, compiled);
   }
   return compiled;
 }
@@ -209,15 +229,83 @@ export function conditionHolds(c: ConditionClause, ctx: RequestContextKeys, vers
 
 // Statements and policies ------------------------------------------------------------------
 
+/**
+ * A statement's Action/NotAction and Resource/NotResource patterns, compiled once per parsed
+ * statement (parsed policies are cached and immutable): `*` needs no test, a pattern with a
+ * policy variable is compiled per request (its value comes from the request).
+ */
+interface CompiledStatement {
+  anyAction: boolean;
+  actions: ActionMatcher[];
+  anyResource: boolean;
+  resources: (RegExp | string)[];
+}
+
+/**
+ * One action pattern. Actions compare case-insensitively; for an ASCII action, a pattern of
+ * plain ASCII letters, digits, `-` and `:` (what IAM's grammar allows) with at most a
+ * trailing `*` needs no regular expression: the lower-cased action equals, or starts with,
+ * the lower-cased pattern. `re` is the pattern's expression (what any other action is tested with).
+ */
+interface ActionMatcher { exact?: string; prefix?: string; re: RegExp }
+
+function actionMatcher(pattern: string): ActionMatcher {
+  const re = compilePattern(pattern, 'action')!;
+  if (/^[A-Za-z0-9:-]+$/.test(pattern)) return { exact: pattern.toLowerCase(), re };
+  if (/^[A-Za-z0-9:-]+\*$/.test(pattern)) return { prefix: pattern.slice(0, -1).toLowerCase(), re };
+  return { re };
+}
+
+const compiledStatements = new WeakMap<Statement, CompiledStatement>();
+
+function compiled(s: Statement): CompiledStatement {
+  let c = compiledStatements.get(s);
+  if (!c) {
+    c = {
+      anyAction: s.actions.includes('*'),
+      actions: s.actions.filter((p) => p !== '*').map(actionMatcher),
+      anyResource: s.resources.includes('*'),
+      resources: s.resources.filter((p) => p !== '*').map((p) => (p.includes('${') ? p : compilePattern(p, 'arn')!)),
+    };
+    compiledStatements.set(s, c);
+  }
+  return c;
+}
+
+/** The last query's action, lower-cased when ASCII (queries come in runs with the same action). */
+let lastAction = '';
+let lastActionLower: string | undefined = '';
+
+function actionHit(c: CompiledStatement, action: string): boolean {
+  if (c.anyAction) return true;
+  if (action !== lastAction) { lastAction = action; lastActionLower = /^[\x00-\x7f]*$/.test(action) ? action.toLowerCase() : undefined; }
+  const lower = lastActionLower;
+  for (const m of c.actions) {
+    if (lower === undefined || (m.exact === undefined && m.prefix === undefined)) { if (m.re.test(action)) return true; }
+    else if (m.exact !== undefined ? lower === m.exact : lower.startsWith(m.prefix!)) return true;
+  }
+  return false;
+}
+
+function resourceHit(c: CompiledStatement, resource: string, ctx: RequestContextKeys | undefined): boolean {
+  if (c.anyResource) return true;
+  for (const p of c.resources) {
+    if (typeof p === 'string' ? matchesResource(p, resource, ctx) : p.test(resource)) return true;
+  }
+  return false;
+}
+
 export function statementApplies(s: Statement, q: AuthzQuery, version: string): boolean {
-  const actionHit = s.actions.some((p) => matchesAction(p, q.action));
-  if (s.notAction ? actionHit : !actionHit) return false;
+  const c = compiled(s);
+  const hit = actionHit(c, q.action);
+  if (s.notAction ? hit : !hit) return false;
   if (s.hasResource) {
     const vars = version === '2012-10-17' ? q.context : undefined;
-    const resourceHit = s.resources.some((p) => matchesResource(p, q.resource, vars));
-    if (s.notResource ? resourceHit : !resourceHit) return false;
+    const rHit = resourceHit(c, q.resource, vars);
+    if (s.notResource ? rHit : !rHit) return false;
   }
-  return s.conditions.every((c) => conditionHolds(c, q.context, version));
+  for (const cond of s.conditions) if (!conditionHolds(cond, q.context, version)) return false;
+  return true;
 }
 
 export interface PolicyVerdict { allowed: boolean; denied: boolean }
@@ -279,7 +367,7 @@ export function mayAllow(set: PolicySet, action: string): boolean {
 export function whyNot(set: PolicySet, action: string): PolicyType | undefined {
   const some = (policies: readonly Policy[]) => policies.some((p) => p.statements.some((s) => {
     if (s.effect !== 'Allow') return false;
-    const hit = s.actions.some((a) => matchesAction(a, action));
+    const hit = actionHit(compiled(s), action);
     return s.notAction ? !hit : hit;
   }));
   if (!some(set.identity)) return 'identity-based policy';

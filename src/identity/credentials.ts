@@ -67,6 +67,7 @@ export function newAccountId(): string {
 
 export class Credentials {
   private readonly secrets = new Map<string, { secret: string; record: AccessKeyRecord }>();
+  private secretsGeneration = -1;
 
   constructor(private readonly store: Store, private readonly masterKey: MasterKey) {}
 
@@ -106,6 +107,10 @@ export class Credentials {
 
   /** The secret for an active key, cached after the first unseal. */
   lookup(accessKeyId: string): { secret: string; record: AccessKeyRecord } | undefined {
+    // Any change to access keys — here or by another process, e.g. `berth operator-key`
+    // retiring an old key — empties the cache, so a deleted key stops working at once.
+    const generation = this.store.generation(['access-key']);
+    if (generation !== this.secretsGeneration) { this.secrets.clear(); this.secretsGeneration = generation; }
     const cached = this.secrets.get(accessKeyId);
     if (cached) return cached;
     const record = this.store.get<AccessKeyRecord>('access-key', GLOBAL, accessKeyId);

@@ -34,6 +34,14 @@ export interface Store {
   count(kind: string, scope: string, parent?: string): number;
   /** A strictly increasing number per name, durable across restarts. */
   nextSequence(name: string): number;
+  /**
+   * For caches of data derived from documents: a number that changes whenever a document of
+   * one of `kinds` may have changed — every put and delete of such a document in this
+   * process, every rolled-back transaction (whatever it wrote), and every commit by another
+   * connection to the same database (e.g. `berth operator-key`; seen within 100 ms). Never
+   * decreases.
+   */
+  generation(kinds: readonly string[]): number;
   tx<R>(fn: () => R): R;
   close(): void;
 }
@@ -122,6 +130,9 @@ const MIGRATIONS: string[] = [
      BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;`,
 ];
 
+/** How often `generation` looks for other connections' commits (ms). */
+const EXTERNAL_CHECK_MS = 100;
+
 export class SqliteStore implements Store {
   readonly db: Database.Database;
   private readonly stmts;
@@ -166,11 +177,43 @@ export class SqliteStore implements Store {
   }
 
   put<T>(kind: string, scope: string, id: string, body: T, parent: string | null = null, tag: string | null = null): void {
+    this.bump(kind);
     this.stmts.put.run(kind, scope, id, parent, JSON.stringify(body), tag);
   }
 
   delete(kind: string, scope: string, id: string): boolean {
+    this.bump(kind);
     return this.stmts.del.run(kind, scope, id).changes > 0;
+  }
+
+  // Write generations (see Store.generation): bumped before every write, so a reader that
+  // cached something at the old generation never keeps it past the write, even if the write
+  // then fails; a rollback bumps every kind (`rolledBack`); a commit by another connection
+  // (SQLite's data_version moved) bumps every kind too (`external`). data_version is read at
+  // most every EXTERNAL_CHECK_MS (it costs about as much as a document read), so another
+  // process's writes (`berth operator-key`) are seen within that time, this process's at once.
+  private readonly writes = new Map<string, number>();
+  private rolledBack = 0;
+  private external = 0;
+  private dataVersion: number | undefined;
+  private dataVersionStmt: Database.Statement | undefined;
+  private nextExternalCheck = 0;
+
+  private bump(kind: string): void {
+    this.writes.set(kind, (this.writes.get(kind) ?? 0) + 1);
+  }
+
+  generation(kinds: readonly string[]): number {
+    const now = performance.now();
+    if (now >= this.nextExternalCheck) {
+      this.nextExternalCheck = now + EXTERNAL_CHECK_MS;
+      this.dataVersionStmt ??= this.db.prepare('PRAGMA data_version').pluck();
+      const dv = this.dataVersionStmt.get() as number;
+      if (dv !== this.dataVersion) { this.dataVersion = dv; this.external++; }
+    }
+    let n = this.rolledBack + this.external;
+    for (const k of kinds) n += this.writes.get(k) ?? 0;
+    return n;
   }
 
   private readonly listCache = new Map<string, Database.Statement>();
@@ -218,7 +261,13 @@ export class SqliteStore implements Store {
   tx<R>(fn: () => R): R {
     // One wrapper for every transaction: better-sqlite3 nests them as savepoints.
     this.txWrapper ??= this.db.transaction((f: () => unknown) => f());
-    return this.txWrapper(fn) as R;
+    try {
+      return this.txWrapper(fn) as R;
+    } catch (e) {
+      // Whatever the transaction wrote is undone: caches derived from it must not survive.
+      this.rolledBack++;
+      throw e;
+    }
   }
 
   close(): void {

@@ -89,6 +89,52 @@ test('access keys: at most two per user, listed without secrets, deleting one ta
   fails(awsAs(berth, self, ['iam', 'list-access-keys', '--user-name', 'ident']), 'AccessDenied');
 });
 
+test('policy changes apply on the very next request, however often the caller was just authorized', async () => {
+  const keys = userWithPolicy(berth, 'kira', { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'ecs:ListClusters', Resource: '*' }] });
+  const ecs = ecsAs(berth, keys);
+  const put = (statement: unknown) => mustAws(berth, ['iam', 'put-user-policy', '--user-name', 'kira', '--policy-name', 'access', '--policy-document', doc(statement)]);
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 3; i++) await ecs.send(new ListClustersCommand({}));
+    put({ Effect: 'Deny', Action: 'ecs:List*', Resource: '*' });
+    await assert.rejects(ecs.send(new ListClustersCommand({})), { name: 'AccessDeniedException' });
+    put({ Effect: 'Allow', Action: 'ecs:ListClusters', Resource: '*' });
+  }
+  await ecs.send(new ListClustersCommand({}));
+  // An explicit deny on every resource refuses the listing itself (not an empty list), and says so.
+  mustAws(berth, ['iam', 'put-user-policy', '--user-name', 'kira', '--policy-name', 'access', '--policy-document',
+    doc({ Effect: 'Allow', Action: 'ecs:ListClusters', Resource: '*' }, { Effect: 'Deny', Action: 'ecs:List*', Resource: '*' })]);
+  await assert.rejects(ecs.send(new ListClustersCommand({})), (e: any) => e.name === 'AccessDeniedException' && /with an explicit deny in an identity-based policy/.test(e.message));
+  put({ Effect: 'Allow', Action: 'ecs:ListClusters', Resource: '*' });
+  await ecs.send(new ListClustersCommand({}));
+  mustAws(berth, ['iam', 'delete-user-policy', '--user-name', 'kira', '--policy-name', 'access']);
+  await assert.rejects(ecs.send(new ListClustersCommand({})), (e: any) => e.name === 'AccessDeniedException' && /because no identity-based policy allows/.test(e.message));
+  // A deleted key, then a deleted user: the next request is refused.
+  mustAws(berth, ['iam', 'delete-access-key', '--user-name', 'kira', '--access-key-id', keys.accessKeyId]);
+  await assert.rejects(ecs.send(new ListClustersCommand({})), { name: 'UnrecognizedClientException' });
+  mustAws(berth, ['iam', 'delete-user', '--user-name', 'kira']);
+  await assert.rejects(ecs.send(new ListClustersCommand({})), { name: 'UnrecognizedClientException' });
+});
+
+test('role sessions: a removed role policy and a deleted role apply to live sessions on the very next request', async () => {
+  mustAws(berth, ['iam', 'create-role', '--role-name', 'fleeting', '--assume-role-policy-document',
+    doc({ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'sts:AssumeRole' })]);
+  mustAws(berth, ['iam', 'put-role-policy', '--role-name', 'fleeting', '--policy-name', 'p', '--policy-document', doc({ Effect: 'Allow', Action: 'ecs:ListClusters', Resource: '*' })]);
+  const user = userWithPolicy(berth, 'lena', { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: '*' }] });
+  const session = assumeRole(berth, user, `arn:aws:iam::${account}:role/fleeting`, 'live');
+  const ecs = ecsAs(berth, session);
+  for (let i = 0; i < 3; i++) await ecs.send(new ListClustersCommand({}));
+  mustAws(berth, ['iam', 'delete-role-policy', '--role-name', 'fleeting', '--policy-name', 'p']);
+  await assert.rejects(ecs.send(new ListClustersCommand({})), { name: 'AccessDeniedException' });
+  mustAws(berth, ['iam', 'put-role-policy', '--role-name', 'fleeting', '--policy-name', 'p', '--policy-document', doc({ Effect: 'Allow', Action: 'ecs:ListClusters', Resource: '*' })]);
+  await ecs.send(new ListClustersCommand({}));
+  mustAws(berth, ['iam', 'delete-role-policy', '--role-name', 'fleeting', '--policy-name', 'p']);
+  mustAws(berth, ['iam', 'delete-role', '--role-name', 'fleeting']);
+  mustAws(berth, ['iam', 'create-role', '--role-name', 'fleeting', '--assume-role-policy-document',
+    doc({ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'sts:AssumeRole' })]);
+  // A new role of the same name has no policies: the old session gets nothing from it.
+  await assert.rejects(ecs.send(new ListClustersCommand({})), { name: 'AccessDeniedException' });
+});
+
 test('inline policies round-trip through the CLI (documents come back URL-decoded)', () => {
   mustAws(berth, ['iam', 'create-user', '--user-name', 'dave']);
   const policy = { Version: '2012-10-17', Statement: [{ Sid: 'Clusters', Effect: 'Allow', Action: ['ecs:Describe*'], Resource: 'arn:aws:ecs:*:*:cluster/a+b%', Condition: { StringLike: { 'aws:username': 'd*' } } }] };

@@ -212,6 +212,28 @@ test('redaction: credentials, tokens, key material, environment values, secrets 
   }
 });
 
+test('API call records: keys in canonical order whatever members are present; the 16 KiB bound is exact', () => {
+  const ctx = { requestId: 'r1', scope: { account: '123456789012', region: 'us-east-1', partition: 'aws' }, principal: { accountId: '123456789012', accessKeyId: 'AKIAX', principal: 'iam::123456789012:user/u', userName: 'u' } } as unknown as RequestContext;
+  const calls = [
+    { requestId: 'a', time: 0, service: 'ecs', action: 'CreateCluster', sourceIp: '::ffff:10.0.0.1', status: 200, ctx, input: { clusterName: 'c' }, output: { cluster: { clusterArn: 'arn:aws:ecs:us-east-1:123456789012:cluster/c' } } },
+    { requestId: 'b', time: 0, service: 'ecs', action: 'CreateCluster', sourceIp: '10.0.0.1', status: 400, accessKeyId: 'AKIAY', errorCode: 'AccessDeniedException', errorMessage: 'no', userAgent: 'ua', tls: { tlsVersion: 'TLSv1.3', cipherSuite: 'x' } },
+    { requestId: 'c', time: 0, service: 'iam', action: 'ListUsers', sourceIp: '10.0.0.1', status: 200, ctx, userAgent: 'ua', input: {}, output: { Users: [] } },
+  ];
+  for (const call of calls) {
+    const r = apiCallRecord(call, () => '123456789012', 'eu-west-1');
+    assert.deepEqual(Object.keys(r), Object.keys(r).sort());
+    assert.equal(JSON.stringify(r), canonicalJson(r));
+  }
+  // {"a":"…"} is 8 characters plus the string: 16,384 in all is kept, one more is not.
+  const at = (n: number) => apiCallRecord({ requestId: 'd', time: 0, service: 'ecs', action: 'TagResource', sourceIp: '', status: 200, ctx, input: { a: 'x'.repeat(n) } }, () => undefined, undefined).requestParameters;
+  assert.deepEqual(at(16_376), { a: 'x'.repeat(16_376) });
+  assert.deepEqual(at(16_377), { berthOmitted: 'parameters of about 16385 bytes are too large for the trail' });
+  // Escapes count as JSON writes them (a newline is two characters).
+  const newlines = (n: number) => apiCallRecord({ requestId: 'e', time: 0, service: 'ecs', action: 'TagResource', sourceIp: '', status: 200, ctx, input: { a: '\n'.repeat(n) } }, () => undefined, undefined).requestParameters as Record<string, unknown>;
+  assert.equal(newlines(8_188).a, '\n'.repeat(8_188));
+  assert.equal(newlines(8_189).berthOmitted, 'parameters of about 16386 bytes are too large for the trail');
+});
+
 test('records appended through the API hook (group commit) verify', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-audit-'));
   const store = new SqliteStore(dir);

@@ -3,10 +3,17 @@
 // condition operator, IfExists, set operators, policy variables, boundaries, session policies).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import {
-  evaluate, judgeTrust, mayAllow, MalformedPolicy, parsePolicy, policySize, RequestContextKeys,
+  compilePattern, evaluate, IamDirectory, judgeTrust, mayAllow, MalformedPolicy, parsePolicy, policySize, RequestContextKeys,
   type ContextInput, type Policy, type PolicySet,
 } from '../../src/iam/index.js';
+import { Credentials } from '../../src/identity/credentials.js';
+import { MasterKey } from '../../src/identity/master-key.js';
+import { SqliteStore } from '../../src/store/store.js';
 
 const ACCOUNT = '123456789012';
 const CLUSTER_A = `arn:aws:ecs:us-east-1:${ACCOUNT}:cluster/a`;
@@ -198,4 +205,121 @@ test('trust policies: account root, named principals, conditions and denies', ()
   const caller = { arn: `arn:aws:sts::${ACCOUNT}:assumed-role/ci/x`, account: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/ci` };
   assert.equal(judgeTrust(named, 'sts:AssumeRole', caller, new RequestContextKeys({ 'sts:RoleSessionName': 'build-7' })).allowed, true);
   assert.equal(judgeTrust(named, 'sts:AssumeRole', caller, new RequestContextKeys({ 'sts:RoleSessionName': 'adhoc' })).allowed, false);
+});
+
+test('context keys in layers: a layer adds and overrides without touching what it is over; setOrHide removes', () => {
+  const base = new RequestContextKeys({ 'aws:username': 'alice', 'aws:SourceIp': '10.0.0.1' });
+  const layer = base.with({ 'AWS:USERNAME': 'bob', 'ecs:cluster': 'c', 'aws:PrincipalTag/x': undefined });
+  assert.deepEqual(layer.get('aws:username'), ['bob']);
+  assert.deepEqual(layer.get('Aws:SourceIP'), ['10.0.0.1']);
+  assert.deepEqual(layer.get('ecs:Cluster'), ['c']);
+  assert.deepEqual(base.get('aws:username'), ['alice']);
+  assert.equal(base.get('ecs:cluster'), undefined);
+  // `with` ignores undefined values (the key below keeps its value); setOrHide removes the key.
+  assert.deepEqual(base.with({ 'aws:username': undefined }).get('aws:username'), ['alice']);
+  const hiding = base.with({});
+  hiding.setOrHide('aws:SourceIp', undefined);
+  assert.equal(hiding.get('aws:sourceip'), undefined);
+  assert.deepEqual(hiding.with({ 'aws:sourceip': '10.0.0.2' }).get('aws:SourceIp'), ['10.0.0.2']);
+});
+
+test('action patterns: the fast paths (exact, trailing *) decide as the regular expressions do', () => {
+  const patterns = ['ecs:ListClusters', 'ecs:list*', 'ECS:Describe*', 'ecs:*', 'ecs:?escribeClusters', 'ecs:Describe*s', 'logs:Get*', 'ecs:DescribeClusters'];
+  const actions = ['ecs:ListClusters', 'ecs:listclusters', 'ECS:LISTCLUSTERS', 'ecs:DescribeClusters', 'ecs:Describe', 'ecs:Describ', 'logs:GetLogEvents',
+    'ecs:ListClusters2', 'ecs:\u212AillTask', 'ecs:\u0130', 'ecs:Describ\u0130', 'ecs:', 'ec2:ListClusters'];
+  for (const p of patterns) {
+    const pol = policy(allow(p));
+    for (const a of actions) {
+      const expected = compilePattern(p, 'action')!.test(a);
+      assert.equal(evaluate({ identity: [pol] }, { action: a, resource: '*', context: new RequestContextKeys() }).allowed, expected, `${p} vs ${a}`);
+      assert.equal(mayAllow({ identity: [pol] }, a), expected, `mayAllow ${p} vs ${a}`);
+    }
+  }
+});
+
+/** An IAM directory over a fresh store, with one user (policy `p`) and its access key. */
+function withDirectory(fn: (t: { store: SqliteStore; dir: IamDirectory; creds: Credentials; key: ReturnType<Credentials['createAccessKey']>['record']; dataDir: string }) => void): void {
+  const dataDir = mkdtempSync(join(tmpdir(), 'berth-iam-'));
+  const store = new SqliteStore(dataDir);
+  try {
+    const creds = new Credentials(store, MasterKey.fromBytes(randomBytes(32)));
+    const dir = new IamDirectory(store, creds);
+    dir.saveUser({ userName: 'alice', userId: 'AIDAEXAMPLE', path: '/', accountId: ACCOUNT, createdAt: 0, tags: [],
+      policies: { p: JSON.stringify({ Version: '2012-10-17', Statement: [allow('ecs:ListClusters')] }) } });
+    const { record } = creds.createAccessKey(ACCOUNT, 'alice', `iam::${ACCOUNT}:user/alice`, 0);
+    fn({ store, dir, creds, key: creds.lookup(record.accessKeyId)!.record, dataDir });
+  } finally {
+    store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+const may = (dir: IamDirectory, key: Parameters<IamDirectory['principal']>[0], action: string) =>
+  evaluate(dir.principal(key, 'aws').policies, { action, resource: '*', context: new RequestContextKeys() }).allowed;
+
+test('cached principals: every write to users, roles, keys and bootstrap documents applies at once', () => {
+  withDirectory(({ store, dir, key }) => {
+    const first = dir.principal(key, 'aws');
+    assert.equal(dir.principal(key, 'aws'), first, 'cached while nothing changed');
+    assert.equal(may(dir, key, 'ecs:ListClusters'), true);
+    // A changed policy, a deleted policy, a deleted user: each on the very next resolution.
+    const user = dir.user(ACCOUNT, 'alice')!;
+    user.policies.p = JSON.stringify({ Version: '2012-10-17', Statement: [allow('ecs:CreateCluster')] });
+    dir.saveUser(user);
+    assert.equal(may(dir, key, 'ecs:ListClusters'), false);
+    assert.equal(may(dir, key, 'ecs:CreateCluster'), true);
+    dir.deleteUser(ACCOUNT, 'alice');
+    assert.equal(may(dir, key, 'ecs:CreateCluster'), false);
+    // Writes to other kinds that a principal depends on invalidate too (the key, roles, bootstrap).
+    for (const write of [() => store.put('iam-role', ACCOUNT, 'r', {}), () => store.put('bootstrap', 'global', 'x', {}), () => store.delete('access-key', 'global', 'AKIANONE')]) {
+      const before = dir.principal(key, 'aws');
+      write();
+      assert.notEqual(dir.principal(key, 'aws'), before);
+    }
+    // Unrelated writes keep the cache.
+    const kept = dir.principal(key, 'aws');
+    store.put('cluster', `${ACCOUNT}/us-east-1`, 'c', {});
+    assert.equal(dir.principal(key, 'aws'), kept);
+    assert.ok(Object.isFrozen(kept) && Object.isFrozen(kept.keys));
+  });
+});
+
+test('cached principals: a rolled-back transaction does not leave its writes in the cache', () => {
+  withDirectory(({ store, dir, key }) => {
+    assert.equal(may(dir, key, 'ecs:ListClusters'), true);
+    assert.throws(() => store.tx(() => {
+      const user = dir.user(ACCOUNT, 'alice')!;
+      user.policies = {};
+      dir.saveUser(user);
+      // Resolved (and cached) inside the transaction, from its uncommitted write.
+      assert.equal(may(dir, key, 'ecs:ListClusters'), false);
+      throw new Error('abort');
+    }), /abort/);
+    assert.equal(may(dir, key, 'ecs:ListClusters'), true);
+  });
+});
+
+test('cached principals: writes by another process (another connection) are seen too', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'berth-iam-'));
+  const store = new SqliteStore(dataDir);
+  const other = new SqliteStore(dataDir);
+  try {
+    const creds = new Credentials(store, MasterKey.fromBytes(randomBytes(32)));
+    const dir = new IamDirectory(store, creds);
+    dir.saveUser({ userName: 'alice', userId: 'AIDAEXAMPLE', path: '/', accountId: ACCOUNT, createdAt: 0, tags: [],
+      policies: { p: JSON.stringify({ Version: '2012-10-17', Statement: [allow('ecs:ListClusters')] }) } });
+    const { record } = creds.createAccessKey(ACCOUNT, 'alice', `iam::${ACCOUNT}:user/alice`, 0);
+    const key = creds.lookup(record.accessKeyId)!.record;
+    assert.equal(may(dir, key, 'ecs:ListClusters'), true);
+    const user = other.get<any>('iam-user', ACCOUNT, 'alice');
+    user.policies = {};
+    other.put('iam-user', ACCOUNT, 'alice', user);
+    // Another connection's commit is noticed within 100 ms (SQLite's data_version).
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(may(dir, key, 'ecs:ListClusters'), false);
+  } finally {
+    other.close();
+    store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });
