@@ -117,7 +117,8 @@ export class ModelValidator {
               continue;
             }
             const v = obj[key];
-            if (v === null || v === undefined) continue;
+            // A null member means "not set", as AWS services read it: handlers never see it.
+            if (v === null || v === undefined) { delete obj[key]; continue; }
             set++;
             child(v, childPath, problems);
           }
@@ -145,6 +146,7 @@ export class ModelValidator {
           for (const [k, v] of Object.entries(value)) {
             key(k, `${path}.${k}`, problems);
             if (v !== null) val(v, `${path}.${k}`, problems);
+            else delete (value as Record<string, unknown>)[k];
           }
         };
       }

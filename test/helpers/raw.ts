@@ -30,6 +30,8 @@ export async function raw(creds: Creds, action: string, body: string | Buffer, o
     'x-amz-target': opts.target ?? `AmazonEC2ContainerServiceV20141113.${action}`,
     ...opts.headers,
   };
+  // An empty target sends none (AWS Query requests).
+  if (opts.target === '') delete headers['x-amz-target'];
   if (opts.sign !== false) {
     const signer = new SignatureV4({
       credentials: { accessKeyId: opts.accessKeyId ?? creds.accessKeyId, secretAccessKey: opts.secret ?? creds.secretAccessKey },
