@@ -9,7 +9,7 @@ import type { Ecs } from './ecs/index.js';
 import { Fleet } from './controllers/fleet.js';
 import { Scheduler } from './controllers/scheduler.js';
 import { ServiceController } from './controllers/services.js';
-import { Gateway } from './gateway/gateway.js';
+import { Gateway, SILENT_AFTER_MS } from './gateway/gateway.js';
 import type { Logs } from './logs/index.js';
 import type { InstanceProvider } from './providers/provider.js';
 import type { Store } from './store/store.js';
@@ -122,14 +122,17 @@ export class ControlPlane {
         try { return await this.fleet.authenticate(hello); } catch (e) { this.o.onAgentRefused?.(hello.instanceId, (e as Error).message); throw e; }
       },
       onConnect: (id) => { this.fleet.onConnect(id); this.scheduler.resend(id); },
-      onDisconnect: (id) => {
-        this.fleet.onDisconnect(id);
+      onDisconnect: (id, silentForMs) => {
+        this.fleet.onDisconnect(id, silentForMs);
         this.o.exec?.onAgentDisconnected(id);
         // Look again right when the agent's absence turns into a lost instance.
-        systemClock.after(this.o.heartbeatTimeoutMs + 20, () => this.scheduler.wake());
+        systemClock.after(Math.max(0, this.o.heartbeatTimeoutMs - silentForMs) + 20, () => this.scheduler.wake());
       },
       onMessage: (id, msg) => this.fleet.onMessage(id, msg),
-    }, log);
+    // A silent agent is dropped after half the heartbeat timeout, between 5 s (over two ping
+    // intervals: no drop for one late pong) and 10 s, so that the timeout, counted from when
+    // it was last heard, still decides when its instance is lost.
+    }, log, Math.min(SILENT_AFTER_MS, Math.max(5_000, this.o.heartbeatTimeoutMs / 2)));
     // Agents must find the gateway again after a restart: keep its port.
     const portFile = join(this.o.dataDir, 'gateway.json');
     const saved = existsSync(portFile) ? (JSON.parse(readFileSync(portFile, 'utf8')) as { host: string; port: number }) : undefined;

@@ -249,13 +249,14 @@ export class Fleet implements GatewayHandlers {
 
   onConnect(_instanceId: string): void {}
 
-  onDisconnect(instanceId: string): void {
+  /** The agent went away; it was last heard from `silentForMs` before (a silent drop). */
+  onDisconnect(instanceId: string, silentForMs = 0): void {
     const found = this.locate(instanceId);
     if (!found) return;
     this.o.store.tx(() => {
       const ci = this.o.ecs.containerInstances.get(found.scope, found.ci.id)!;
       ci.agentConnected = false;
-      ci.agentLastSeenAt = this.o.liveness.now();
+      ci.agentLastSeenAt = this.o.liveness.now() - silentForMs;
       this.o.ecs.containerInstances.save(found.scope, ci);
     });
     this.o.events.changed();

@@ -13,15 +13,16 @@ export interface GatewayHandlers {
   authenticate(hello: Extract<AgentMessage, { type: 'hello' }>): Promise<Extract<ControlMessage, { type: 'welcome' }>> | Extract<ControlMessage, { type: 'welcome' }>;
   onMessage(instanceId: string, msg: Exclude<AgentMessage, { type: 'hello' }>): void | Promise<void>;
   onConnect(instanceId: string): void;
-  onDisconnect(instanceId: string): void;
+  /** `silentForMs`: how long before the disconnection the agent was last heard from. */
+  onDisconnect(instanceId: string, silentForMs: number): void;
 }
 
 export const HELLO_TIMEOUT_MS = 5_000;
 export const PING_INTERVAL_MS = 2_000;
 /**
- * An agent not heard from (message or pong) for this long is dropped. Measured in elapsed
- * time, not missed ticks: a control plane busy for a few seconds (its pongs queued behind
- * a ping timer) must not drop every agent at once.
+ * By default, an agent not heard from (message or pong) for this long is dropped. Measured
+ * in elapsed time, not missed ticks: a control plane busy for a few seconds (its pongs
+ * queued behind a ping timer) must not drop every agent at once.
  */
 export const SILENT_AFTER_MS = 10_000;
 
@@ -30,7 +31,8 @@ export class Gateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, WebSocket>();
 
-  constructor(private readonly handlers: GatewayHandlers, private readonly log: (line: string) => void) {
+  constructor(private readonly handlers: GatewayHandlers, private readonly log: (line: string) => void,
+    private readonly silentAfterMs = SILENT_AFTER_MS) {
     this.server = createServer((_req, res) => { res.writeHead(404).end(); });
     this.wss = new WebSocketServer({ noServer: true, maxPayload: 8 * 1024 * 1024 });
     this.server.on('upgrade', (req, socket, head) => {
@@ -80,7 +82,7 @@ export class Gateway {
     const ping = setInterval(() => {
       // An agent that stops answering pings is gone even if TCP has not noticed yet.
       const silent = performance.now() - heardAt;
-      if (silent > SILENT_AFTER_MS) { why = `silent for ${(silent / 1000).toFixed(1)} s`; ws.terminate(); return; }
+      if (silent > this.silentAfterMs) { why = `silent for ${(silent / 1000).toFixed(1)} s`; ws.terminate(); return; }
       ws.ping();
     }, PING_INTERVAL_MS);
     ws.on('pong', () => { heardAt = performance.now(); });
@@ -116,7 +118,7 @@ export class Gateway {
       if (instanceId && this.sessions.get(instanceId) === ws) {
         this.log(`gateway: agent ${instanceId} disconnected (${why || `connection closed, code ${code}`})`);
         this.sessions.delete(instanceId);
-        this.handlers.onDisconnect(instanceId);
+        this.handlers.onDisconnect(instanceId, performance.now() - heardAt);
       }
     });
     ws.on('error', () => ws.terminate());
