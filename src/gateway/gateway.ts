@@ -13,7 +13,7 @@ export interface GatewayHandlers {
   authenticate(hello: Extract<AgentMessage, { type: 'hello' }>): Promise<Extract<ControlMessage, { type: 'welcome' }>> | Extract<ControlMessage, { type: 'welcome' }>;
   onMessage(instanceId: string, msg: Exclude<AgentMessage, { type: 'hello' }>): void | Promise<void>;
   onConnect(instanceId: string): void;
-  /** `silentForMs`: how long before the disconnection the agent was last heard from. */
+  /** `silentForMs`: how long before the disconnection the agent was last heard from (0 unless dropped for silence). */
   onDisconnect(instanceId: string, silentForMs: number): void;
 }
 
@@ -118,7 +118,8 @@ export class Gateway {
       if (instanceId && this.sessions.get(instanceId) === ws) {
         this.log(`gateway: agent ${instanceId} disconnected (${why || `connection closed, code ${code}`})`);
         this.sessions.delete(instanceId);
-        this.handlers.onDisconnect(instanceId, performance.now() - heardAt);
+        // A connection that closed was alive until then; one dropped for silence was not.
+        this.handlers.onDisconnect(instanceId, why.startsWith('silent') ? performance.now() - heardAt : 0);
       }
     });
     ws.on('error', () => ws.terminate());
