@@ -6,22 +6,16 @@
 // Runs alternate so both see the same machine.
 //   npm run bench:exec -- [--sessions 100] [--warmup 5]
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CreateCapacityProviderCommand, CreateClusterCommand, DescribeContainerInstancesCommand, ECSClient, ExecuteCommandCommand,
   RegisterTaskDefinitionCommand, RunTaskCommand,
 } from '@aws-sdk/client-ecs';
-import { startTestBerth, type TestBerth } from '../../test/helpers/berth.js';
-import { startRegistry, type TestRegistry } from '../../test/helpers/registry.js';
-import { buildAndPush } from '../../test/helpers/image.js';
+import { agentPid } from '../../test/helpers/instances.js';
+import { flag, withBerth } from '../harness.js';
 import { waitForStatus } from '../../test/helpers/ecs.js';
 import { SsmClient } from '../../test/helpers/ssm-client.js';
 
-function flag(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-}
 const SESSIONS = flag('sessions', 100);
 const WARMUP = flag('warmup', 5);
 const GOAL_P50_MS = 150;
@@ -31,20 +25,6 @@ const cluster = 'bench-exec';
 const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!; };
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
-/** The host pid of an instance's agent: node running agent/main.js, in the instance's PID namespace, its environment naming the instance. */
-function agentPid(instanceId: string): number {
-  const ours = readlinkSync('/proc/self/ns/pid');
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      if (argv[0] !== process.execPath || !argv.some((a) => a.endsWith('agent/main.js'))) continue;
-      if (readlinkSync(`/proc/${p}/ns/pid`) === ours) continue;
-      if (readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`BERTH_INSTANCE_ID=${instanceId}`)) return Number(p);
-    } catch { /* gone */ }
-  }
-  throw new Error(`no agent process for ${instanceId}`);
-}
 
 /** One bare `runc exec`: spawn → first stdout byte, and until it exits. */
 function bareExec(pid: number, runcRoot: string, runtimeId: string): Promise<{ first: number; total: number; out: string }> {
@@ -81,14 +61,7 @@ async function viaBerth(ecs: ECSClient, task: string): Promise<Phases> {
 }
 
 async function main(): Promise<void> {
-  let registry: TestRegistry | undefined;
-  let berth: TestBerth | undefined;
-  const cleanup = async () => { await berth?.cleanup(); await registry?.stop(); };
-  process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
-  try {
-    registry = await startRegistry();
-    buildAndPush(registry.address, 'busybox:latest');
-    berth = await startTestBerth();
+  await withBerth({}, async (berth, registry) => {
     const ecs = berth.ecs(); // the SDK keeps connections alive
     await ecs.send(new CreateClusterCommand({ clusterName: cluster }));
     await ecs.send(new CreateCapacityProviderCommand({
@@ -130,9 +103,7 @@ async function main(): Promise<void> {
     process.stdout.write(`ratio p50 ${(p50 / f50).toFixed(2)}×, p99 ${(p99 / f99).toFixed(2)}×\n`);
     process.stdout.write(`goal p50 <= ${GOAL_P50_MS} ms: ${p50 <= GOAL_P50_MS ? 'PASS' : 'MISS'}\n`);
     process.stdout.write(`goal p50 <= ${GOAL_RATIO}× the bare floor: ${p50 <= GOAL_RATIO * f50 ? 'PASS' : 'MISS'}\n`);
-  } finally {
-    await cleanup();
-  }
+  });
 }
 
 await main();

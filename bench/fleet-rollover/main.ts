@@ -15,14 +15,10 @@ import {
   DescribeServicesCommand, ListContainerInstancesCommand, RegisterTaskDefinitionCommand, UpdateContainerInstancesStateCommand,
   type ContainerInstance, type ECSClient,
 } from '@aws-sdk/client-ecs';
-import { startTestBerth, type TestBerth } from '../../test/helpers/berth.js';
-import { startRegistry, type TestRegistry } from '../../test/helpers/registry.js';
-import { buildAndPush } from '../../test/helpers/image.js';
+import type { TestBerth } from '../../test/helpers/berth.js';
+import { waitFor } from '../../test/helpers/ecs.js';
+import { flag, withBerth } from '../harness.js';
 
-function flag(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-}
 const SERVICES = flag('services', 4);
 const TASKS = flag('tasks', 50); // per service
 const BUDGET = flag('budget', 5);
@@ -33,15 +29,6 @@ const VERSION_TAG = 'berth.platform-version';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number, everyMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 async function instances(ecs: ECSClient): Promise<ContainerInstance[]> {
   const arns: string[] = [];
@@ -93,14 +80,7 @@ function virtualNow(berth: TestBerth): number {
 }
 
 async function main(): Promise<void> {
-  let registry: TestRegistry | undefined;
-  let berth: TestBerth | undefined;
-  const cleanup = async () => { await berth?.cleanup(); await registry?.stop(); };
-  process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
-  try {
-    registry = await startRegistry();
-    buildAndPush(registry.address, 'busybox:latest');
-    berth = await startTestBerth({ BERTH_CLOCK: `accelerated:${FACTOR}` });
+  await withBerth({ BERTH_CLOCK: `accelerated:${FACTOR}` }, async (berth, registry) => {
     const ecs = berth.ecs();
     await ecs.send(new CreateClusterCommand({ clusterName: cluster }));
     // m5a.large (2 vCPU) and tasks of 512 CPU units: four tasks fill an instance.
@@ -125,7 +105,7 @@ async function main(): Promise<void> {
         deploymentConfiguration: { minimumHealthyPercent: 100, maximumPercent: 200 },
       }));
     }
-    await until('the fleet to run every task', async () => ((await steady(ecs)) ? true : undefined), 15 * 60_000, 1000);
+    await waitFor('the fleet to run every task', async () => ((await steady(ecs)) ? true : undefined), 15 * 60_000, 1000);
     const fleet = await instances(ecs);
     say(`fleet: ${fleet.length} instances (m5a.large) running ${SERVICES * TASKS} tasks of ${SERVICES} services; up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -137,7 +117,7 @@ async function main(): Promise<void> {
     const waveSampler = healthSampler(ecs);
     await ecs.send(new UpdateContainerInstancesStateCommand({ cluster, containerInstances: wave, status: 'DRAINING' }));
     const emptiedAt = new Map<string, number>();
-    await until('the hand-drained wave to be replaced', async () => {
+    await waitFor('the hand-drained wave to be replaced', async () => {
       const now = await instances(ecs);
       for (const arn of wave) {
         const ci = now.find((c) => c.containerInstanceArn === arn);
@@ -164,7 +144,7 @@ async function main(): Promise<void> {
     const pub = berth.cli(['platform', 'publish', '2026.12.9', '--security', 'critical', '--description', 'fleet-rollover benchmark']);
     if (pub.status !== 0) throw new Error(pub.stderr);
     let lastPrint = r0;
-    await until('every instance on the new version', async () => {
+    await waitFor('every instance on the new version', async () => {
       const now = await instances(ecs);
       const stale = now.filter((ci) => oldIds.has(ci.ec2InstanceId!));
       const line = `  ${((Date.now() - r0) / 1000).toFixed(0)} s: ${stale.length} old instances left (${stale.filter((ci) => ci.status === 'DRAINING').length} draining), ${now.length - stale.length} new`;
@@ -190,9 +170,7 @@ async function main(): Promise<void> {
     say('instances terminated, by reason:');
     for (const [why, n] of [...reasons].sort((a, b) => b[1] - a[1])) say(`  ${String(n).padStart(4)}  ${why}`);
     if (process.env.BENCH_LOG) writeFileSync(process.env.BENCH_LOG, berth.output);
-  } finally {
-    await cleanup();
-  }
+  });
 }
 
 await main();

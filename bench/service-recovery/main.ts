@@ -2,35 +2,18 @@
 // elsewhere? Printed beside the configured heartbeat timeout, the floor: Berth waits that
 // long before it treats a silent instance as lost.
 //   npm run bench:service-recovery -- [--rounds 3] [--heartbeat 5] [--tasks 6]
-import { readFileSync, readdirSync } from 'node:fs';
 import {
   CreateCapacityProviderCommand, CreateClusterCommand, CreateServiceCommand, DescribeServicesCommand, DescribeTasksCommand,
   ListTasksCommand, RegisterTaskDefinitionCommand, UpdateServiceCommand, type ECSClient,
 } from '@aws-sdk/client-ecs';
-import { startTestBerth, type TestBerth } from '../../test/helpers/berth.js';
-import { startRegistry, type TestRegistry } from '../../test/helpers/registry.js';
-import { buildAndPush } from '../../test/helpers/image.js';
+import { waitFor } from '../../test/helpers/ecs.js';
+import { instanceInit } from '../../test/helpers/instances.js';
+import { flag, withBerth } from '../harness.js';
 
-function flag(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-}
 const ROUNDS = flag('rounds', 3);
 const HEARTBEAT_S = flag('heartbeat', 5);
 const TASKS = flag('tasks', 6);
 const cluster = 'recovery';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 async function running(ecs: ECSClient): Promise<{ arn: string; instance: string }[]> {
   const arns = (await ecs.send(new ListTasksCommand({ cluster, serviceName: 'web' }))).taskArns!;
@@ -39,24 +22,8 @@ async function running(ecs: ECSClient): Promise<{ arn: string; instance: string 
   return tasks.filter((t) => t.lastStatus === 'RUNNING').map((t) => ({ arn: t.taskArn!, instance: t.containerInstanceArn! }));
 }
 
-function initOf(instanceArn: string, ecsInstanceId: string): number | undefined {
-  void instanceArn;
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).find((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('/usr/bin/tini') && readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(`/berth/${ecsInstanceId}`);
-    } catch { return false; }
-  });
-}
-
 async function main(): Promise<void> {
-  let registry: TestRegistry | undefined;
-  let berth: TestBerth | undefined;
-  const cleanup = async () => { await berth?.cleanup(); await registry?.stop(); };
-  process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
-  try {
-    registry = await startRegistry();
-    buildAndPush(registry.address, 'busybox:latest');
-    berth = await startTestBerth({ BERTH_HEARTBEAT_TIMEOUT: String(HEARTBEAT_S) });
+  await withBerth({ BERTH_HEARTBEAT_TIMEOUT: String(HEARTBEAT_S) }, async (berth, registry) => {
     const ecs = berth.ecs();
     await ecs.send(new CreateClusterCommand({ clusterName: cluster }));
     await ecs.send(new CreateCapacityProviderCommand({
@@ -70,7 +37,7 @@ async function main(): Promise<void> {
     await ecs.send(new CreateServiceCommand({ cluster, serviceName: 'web', taskDefinition: td, desiredCount: TASKS }));
     const results: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
-      await until('steady state', async () => {
+      await waitFor('steady state', async () => {
         const s = (await ecs.send(new DescribeServicesCommand({ cluster, services: ['web'] }))).services![0]!;
         return s.deployments!.length === 1 && s.runningCount === TASKS && s.pendingCount === 0 ? s : undefined;
       }, 120_000, 100);
@@ -78,14 +45,12 @@ async function main(): Promise<void> {
       const byInstance = new Map<string, string[]>();
       for (const t of tasks) byInstance.set(t.instance, [...(byInstance.get(t.instance) ?? []), t.arn]);
       const [victimArn, victimTasks] = [...byInstance.entries()].sort((a, b) => b[1].length - a[1].length)[0]!;
-      const victimId = (await ecs.send(new DescribeTasksCommand({ cluster, tasks: [victimTasks[0]!] }))).tasks![0]!;
       const ec2 = (await berth.aws(['ecs', 'describe-container-instances', '--cluster', cluster, '--container-instances', victimArn]).json).containerInstances[0].ec2InstanceId as string;
-      void victimId;
-      const init = initOf(victimArn, ec2);
+      const init = instanceInit(ec2);
       if (!init) throw new Error(`init of ${ec2} not found`);
       const lostAt = Date.now();
       process.kill(init, 'SIGKILL');
-      await until('replacements running elsewhere', async () => {
+      await waitFor('replacements running elsewhere', async () => {
         const now = await running(ecs);
         const elsewhere = now.filter((t) => t.instance !== victimArn);
         return elsewhere.length >= TASKS ? now : undefined;
@@ -104,9 +69,7 @@ async function main(): Promise<void> {
     process.stdout.write(`recovery: p50 ${(p50 / 1000).toFixed(2)} s, worst ${(worst / 1000).toFixed(2)} s over ${results.length} rounds (${TASKS} tasks, machine: ${process.arch}, 2 vCPU)\n`);
     process.stdout.write(`recovery above the floor: p50 ${((p50 - floor) / 1000).toFixed(2)} s, worst ${((worst - floor) / 1000).toFixed(2)} s\n`);
     process.stdout.write(`goal: recovery <= heartbeat timeout + 2 s: ${worst <= floor + 2000 ? 'PASS' : 'MISS'}\n`);
-  } finally {
-    await cleanup();
-  }
+  });
 }
 
 await main();

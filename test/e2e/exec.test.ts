@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
 import { describeTask, logsClient, taskId, waitFor, waitForStatus } from '../helpers/ecs.js';
 import { raw } from '../helpers/raw.js';
+import { agentPid } from '../helpers/instances.js';
 import { SsmClient, type SessionInfo } from '../helpers/ssm-client.js';
 import { SqliteStore } from '../../src/store/store.js';
 import { MasterKey } from '../../src/identity/master-key.js';
@@ -527,17 +528,3 @@ test('the real `aws ecs execute-command` with session-manager-plugin, when it is
   assert.match(out, /Exiting session with sessionId: ecs-execute-command-/);
 });
 
-/** The host pid of an instance's agent process. */
-function agentPid(instanceId: string): number {
-  const ours = readlinkSync('/proc/self/ns/pid');
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      if (argv[0] !== process.execPath || !argv.some((a) => a.endsWith('agent/main.js'))) continue;
-      if (readlinkSync(`/proc/${p}/ns/pid`) === ours) continue;
-      if (readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`BERTH_INSTANCE_ID=${instanceId}`)) return Number(p);
-    } catch { /* gone */ }
-  }
-  throw new Error(`no agent process for ${instanceId}`);
-}

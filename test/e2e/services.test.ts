@@ -12,6 +12,7 @@ import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
 import { taskId, waitFor } from '../helpers/ecs.js';
+import { instanceInit } from '../helpers/instances.js';
 
 let berth: TestBerth;
 let registry: TestRegistry;
@@ -145,11 +146,7 @@ test('an instance that is lost gets its tasks replaced on another instance', asy
   const cis = (await ecs.send(new DescribeContainerInstancesCommand({ cluster, containerInstances: ciArns }))).containerInstances!;
   const target = cis.find((c) => (c.runningTasksCount ?? 0) > 0)!;
   // Kill the instance's init: the whole instance (agent and containers) dies for good.
-  const init = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).find((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('/usr/bin/tini') && readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(`/berth/${target.ec2InstanceId}`);
-    } catch { return false; }
-  });
+  const init = instanceInit(target.ec2InstanceId!);
   assert.ok(init, 'instance init not found');
   const lostAt = Date.now();
   process.kill(init!, 'SIGKILL');
@@ -260,11 +257,10 @@ test('Availability Zone rebalancing: after a drain empties a zone, the service s
     && c.attributes?.some((a) => a.name === 'ecs.availability-zone' && a.value === 'us-east-1a'))!;
   await berth.aws(['ecs', 'update-container-instances-state', '--cluster', cluster, '--container-instances', inA.containerInstanceArn!, '--status', 'DRAINING']);
   // …then rebalancing starts one in zone a again (on a new instance) and stops the extra one.
-  const s = await waitFor('an AZ rebalancing event', async () => {
+  await waitFor('an AZ rebalancing event', async () => {
     const d = await describe('az');
     return d.events!.some((e) => /is not AZ balanced with 0 tasks in us-east-1a/.test(e.message!)) ? d : undefined;
   }, 90_000, 250);
-  assert.ok(s);
   await waitFor('one task per zone again', async () => {
     const z = await zonesOf();
     const d = await describe('az');
