@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import { RegisterTaskDefinitionCommand } from '@aws-sdk/client-ecs';
 import { startTestBerth, type TestBerth, type Creds } from '../helpers/berth.js';
 import { raw } from '../helpers/raw.js';
+import { registerThroughKill } from '../helpers/ecs.js';
 import { SqliteStore } from '../../src/store/store.js';
 import { Credentials } from '../../src/identity/credentials.js';
 import { MasterKey } from '../../src/identity/master-key.js';
@@ -214,20 +215,7 @@ test('berth audit verify: intact, then the first edited record is named; acknowl
 
   // Writes while the process is killed: every acknowledged call has its record.
   const ecs = berth.ecs();
-  let acknowledged = 0;
-  let stop = false;
-  const writer = (async () => {
-    while (!stop) {
-      try {
-        await ecs.send(new RegisterTaskDefinitionCommand({ family: 'durable-audit', containerDefinitions: [{ name: 'a', image: 'i', memory: 32 }] }));
-        acknowledged++;
-      } catch { break; }
-    }
-  })();
-  await new Promise((r) => setTimeout(r, 400));
-  await berth.kill('SIGKILL');
-  stop = true;
-  await writer;
+  const acknowledged = await registerThroughKill(berth, ecs, 'durable-audit');
   assert.ok(acknowledged > 0);
   let tamperedSeq = 0;
   const db = new Database(join(berth.dataDir, 'berth.db'));

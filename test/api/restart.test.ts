@@ -7,6 +7,7 @@ import {
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestBerth } from '../helpers/berth.js';
+import { registerThroughKill } from '../helpers/ecs.js';
 
 test('kill -9 mid-workload and restart: every acknowledged write is there, state is consistent', async () => {
   const berth = await startTestBerth();
@@ -16,20 +17,7 @@ test('kill -9 mid-workload and restart: every acknowledged write is there, state
     await ecs.send(new CreateCapacityProviderCommand({ name: 'dcp', cluster: 'durable', managedInstancesProvider: {
       infrastructureRoleArn: 'r', instanceLaunchTemplate: { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['s'] } } } }));
     // Keep writing while the process is killed; count what was acknowledged.
-    let acknowledged = 0;
-    let stop = false;
-    const writer = (async () => {
-      while (!stop) {
-        try {
-          await ecs.send(new RegisterTaskDefinitionCommand({ family: 'd', containerDefinitions: [{ name: 'a', image: 'i', memory: 32 }] }));
-          acknowledged++;
-        } catch { break; }
-      }
-    })();
-    await new Promise((r) => setTimeout(r, 400));
-    await berth.kill('SIGKILL');
-    stop = true;
-    await writer;
+    const acknowledged = await registerThroughKill(berth, ecs, 'd');
     assert.ok(acknowledged > 0);
 
     await berth.start();

@@ -1,5 +1,5 @@
 // Small helpers for end-to-end tests that run real tasks.
-import { DescribeTasksCommand, type ECSClient, type Task } from '@aws-sdk/client-ecs';
+import { DescribeTasksCommand, RegisterTaskDefinitionCommand, type ECSClient, type Task } from '@aws-sdk/client-ecs';
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import type { BerthProcess } from './berth.js';
 
@@ -48,3 +48,25 @@ export async function waitForLogs(berth: BerthProcess, group: string, stream: st
 }
 
 export const taskId = (arn: string) => arn.slice(arn.lastIndexOf('/') + 1);
+
+/**
+ * Registers revisions of `family` back to back while Berth is killed with SIGKILL 400 ms in;
+ * returns how many registrations were acknowledged before the process died.
+ */
+export async function registerThroughKill(berth: { kill(signal: NodeJS.Signals): Promise<unknown> }, ecs: ECSClient, family: string): Promise<number> {
+  let acknowledged = 0;
+  let stop = false;
+  const writer = (async () => {
+    while (!stop) {
+      try {
+        await ecs.send(new RegisterTaskDefinitionCommand({ family, containerDefinitions: [{ name: 'a', image: 'i', memory: 32 }] }));
+        acknowledged++;
+      } catch { break; }
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 400));
+  await berth.kill('SIGKILL');
+  stop = true;
+  await writer;
+  return acknowledged;
+}

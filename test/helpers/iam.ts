@@ -1,15 +1,11 @@
 // Identities for tests: IAM users with policies, operator keys, assumed-role sessions, and
 // raw signed AWS Query requests (IAM, STS) for what the CLI cannot send.
 import { spawnSync } from 'node:child_process';
-import { request } from 'node:http';
 import { join } from 'node:path';
-import { SignatureV4 } from '@smithy/signature-v4';
-import { Hash } from '@smithy/hash-node';
 import { ECSClient } from '@aws-sdk/client-ecs';
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { repoRoot, type BerthProcess } from './berth.js';
-
-const Sha256 = Hash.bind(null, 'sha256') as any;
+import { raw } from './raw.js';
 
 export interface Keys { accessKeyId: string; secretAccessKey: string; sessionToken?: string }
 
@@ -78,37 +74,17 @@ export interface SignedResponse { status: number; body: string; json: any; code?
 /** A signed request: AWS Query (form body) when `target` is absent, AWS JSON 1.1 otherwise. */
 export async function signedCall(berth: BerthProcess, keys: Keys, service: string, body: string,
   opts: { target?: string; signingDate?: Date; region?: string; tamper?: (h: Record<string, string>) => void } = {}): Promise<SignedResponse> {
-  const url = new URL(berth.creds.endpoint);
-  const headers: Record<string, string> = {
-    host: url.host,
-    'content-type': opts.target ? 'application/x-amz-json-1.1' : 'application/x-www-form-urlencoded; charset=utf-8',
-    ...(opts.target ? { 'x-amz-target': opts.target } : {}),
-    ...(keys.sessionToken ? { 'x-amz-security-token': keys.sessionToken } : {}),
-  };
-  const signer = new SignatureV4({
-    credentials: { accessKeyId: keys.accessKeyId, secretAccessKey: keys.secretAccessKey }, region: opts.region ?? berth.creds.region, service, sha256: Sha256, applyChecksum: false,
+  const r = await raw({ ...berth.creds, accessKeyId: keys.accessKeyId, secretAccessKey: keys.secretAccessKey }, '', body, {
+    service, target: opts.target ?? '',
+    headers: {
+      'content-type': opts.target ? 'application/x-amz-json-1.1' : 'application/x-www-form-urlencoded; charset=utf-8',
+      ...(keys.sessionToken ? { 'x-amz-security-token': keys.sessionToken } : {}),
+    },
+    ...(opts.signingDate ? { signingDate: opts.signingDate } : {}), ...(opts.region ? { region: opts.region } : {}), ...(opts.tamper ? { tamper: opts.tamper } : {}),
   });
-  const signed: any = await signer.sign({ method: 'POST', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: '/', query: {}, headers, body } as any,
-    { signingDate: opts.signingDate ?? new Date() });
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(signed.headers)) out[k.toLowerCase()] = String(v);
-  opts.tamper?.(out);
-  return new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, method: 'POST', path: '/', headers: out }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: any;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        const code = json?.__type ?? /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
-        const message = json?.message ?? /<Message>([^<]*)<\/Message>/.exec(text)?.[1];
-        resolve({ status: res.statusCode ?? 0, body: text, json, ...(code ? { code } : {}), ...(message ? { message } : {}) });
-      });
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+  const code = r.json?.__type ?? /<Code>([^<]*)<\/Code>/.exec(r.body)?.[1];
+  const message = r.json?.message ?? /<Message>([^<]*)<\/Message>/.exec(r.body)?.[1];
+  return { status: r.status, body: r.body, json: r.json, ...(code ? { code } : {}), ...(message ? { message } : {}) };
 }
 
 /** An AWS Query call: `Action=…&Version=…&<params>`. */

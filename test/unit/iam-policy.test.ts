@@ -238,7 +238,7 @@ test('action patterns: the fast paths (exact, trailing *) decide as the regular 
 });
 
 /** An IAM directory over a fresh store, with one user (policy `p`) and its access key. */
-function withDirectory(fn: (t: { store: SqliteStore; dir: IamDirectory; creds: Credentials; key: ReturnType<Credentials['createAccessKey']>['record']; dataDir: string }) => void): void {
+async function withDirectory(fn: (t: { store: SqliteStore; dir: IamDirectory; creds: Credentials; key: ReturnType<Credentials['createAccessKey']>['record']; dataDir: string }) => void | Promise<void>): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'berth-iam-'));
   const store = new SqliteStore(dataDir);
   try {
@@ -247,7 +247,7 @@ function withDirectory(fn: (t: { store: SqliteStore; dir: IamDirectory; creds: C
     dir.saveUser({ userName: 'alice', userId: 'AIDAEXAMPLE', path: '/', accountId: ACCOUNT, createdAt: 0, tags: [],
       policies: { p: JSON.stringify({ Version: '2012-10-17', Statement: [allow('ecs:ListClusters')] }) } });
     const { record } = creds.createAccessKey(ACCOUNT, 'alice', `iam::${ACCOUNT}:user/alice`, 0);
-    fn({ store, dir, creds, key: creds.lookup(record.accessKeyId)!.record, dataDir });
+    await fn({ store, dir, creds, key: creds.lookup(record.accessKeyId)!.record, dataDir });
   } finally {
     store.close();
     rmSync(dataDir, { recursive: true, force: true });
@@ -257,8 +257,8 @@ function withDirectory(fn: (t: { store: SqliteStore; dir: IamDirectory; creds: C
 const may = (dir: IamDirectory, key: Parameters<IamDirectory['principal']>[0], action: string) =>
   evaluate(dir.principal(key, 'aws').policies, { action, resource: '*', context: new RequestContextKeys() }).allowed;
 
-test('cached principals: every write to users, roles, keys and bootstrap documents applies at once', () => {
-  withDirectory(({ store, dir, key }) => {
+test('cached principals: every write to users, roles, keys and bootstrap documents applies at once', async () => {
+  await withDirectory(({ store, dir, key }) => {
     const first = dir.principal(key, 'aws');
     assert.equal(dir.principal(key, 'aws'), first, 'cached while nothing changed');
     assert.equal(may(dir, key, 'ecs:ListClusters'), true);
@@ -284,8 +284,8 @@ test('cached principals: every write to users, roles, keys and bootstrap documen
   });
 });
 
-test('cached principals: a rolled-back transaction does not leave its writes in the cache', () => {
-  withDirectory(({ store, dir, key }) => {
+test('cached principals: a rolled-back transaction does not leave its writes in the cache', async () => {
+  await withDirectory(({ store, dir, key }) => {
     assert.equal(may(dir, key, 'ecs:ListClusters'), true);
     assert.throws(() => store.tx(() => {
       const user = dir.user(ACCOUNT, 'alice')!;
@@ -300,26 +300,19 @@ test('cached principals: a rolled-back transaction does not leave its writes in 
 });
 
 test('cached principals: writes by another process (another connection) are seen too', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'berth-iam-'));
-  const store = new SqliteStore(dataDir);
-  const other = new SqliteStore(dataDir);
-  try {
-    const creds = new Credentials(store, MasterKey.fromBytes(randomBytes(32)));
-    const dir = new IamDirectory(store, creds);
-    dir.saveUser({ userName: 'alice', userId: 'AIDAEXAMPLE', path: '/', accountId: ACCOUNT, createdAt: 0, tags: [],
-      policies: { p: JSON.stringify({ Version: '2012-10-17', Statement: [allow('ecs:ListClusters')] }) } });
-    const { record } = creds.createAccessKey(ACCOUNT, 'alice', `iam::${ACCOUNT}:user/alice`, 0);
-    const key = creds.lookup(record.accessKeyId)!.record;
-    assert.equal(may(dir, key, 'ecs:ListClusters'), true);
-    const user = other.get<any>('iam-user', ACCOUNT, 'alice');
-    user.policies = {};
-    other.put('iam-user', ACCOUNT, 'alice', user);
-    // Another connection's commit is noticed within 100 ms (SQLite's data_version).
-    await new Promise((r) => setTimeout(r, 150));
-    assert.equal(may(dir, key, 'ecs:ListClusters'), false);
-  } finally {
-    other.close();
-    store.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  }
+  await withDirectory(async ({ dir, key, dataDir }) => {
+    const other = new SqliteStore(dataDir);
+    try {
+      assert.equal(may(dir, key, 'ecs:ListClusters'), true);
+      const user = other.get<any>('iam-user', ACCOUNT, 'alice');
+      user.policies = {};
+      other.put('iam-user', ACCOUNT, 'alice', user);
+      // Another connection's commit is noticed within 100 ms (SQLite's data_version).
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(may(dir, key, 'ecs:ListClusters'), false);
+    } finally {
+      other.close();
+    }
+  });
 });
+
