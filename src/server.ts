@@ -76,7 +76,6 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   const logs = new Logs(store, clock);
   // Customer managed keys; log groups with a kmsKeyId and transcripts are sealed under them.
   const kms = new Kms(store, masterKey, clock, log);
-  const keys = kms;
   logs.decode = (scope, message) => (isSealed(message) ? kms.open(scope, message, '', 'these log events') : message);
   logs.store.seal = (scope, kmsKeyId, message) => kms.seal(scope, kmsKeyId, message);
   logs.store.isSealed = isSealed;
@@ -117,7 +116,7 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   });
   let listening = `${config.host}:${config.port}`;
   const exec: ExecBroker = new ExecBroker({
-    store, ecs, logs, keys, clock, log, agentVersion: `${AGENT_VERSION}.0`,
+    store, ecs, logs, keys: kms, clock, log, agentVersion: `${AGENT_VERSION}.0`,
     ...(audit ? { onSessionEvent: (e: ExecSessionEvent) => auditExecSession(audit, e, clock.now()) } : {}),
     agents: { send: (id, msg): boolean => controlPlane.gateway.send(id, msg), isConnected: (id): boolean => controlPlane.gateway.isConnected(id) },
     defaultHost: () => listening,

@@ -129,7 +129,8 @@ export class LifecycleController {
       const budget = budgetOf(p?.tags.find((t) => t.key === DISRUPTION_BUDGET_TAG)?.value, list.length);
       let available = budget - list.filter((ci) => ci.status === 'DRAINING' && VOLUNTARY.has(ci.drainReason ?? '')).length;
       const enabled = p?.managedInstancesProvider.autoRepairConfiguration?.actionsStatus !== 'DISABLED';
-      const impaired = list.filter((ci) => this.health(ci).impaired).length;
+      const health = new Map(list.map((ci) => [ci.id, this.health(ci)] as const));
+      const impaired = [...health.values()].filter((h) => h.impaired).length;
       const paused = enabled && repairPaused(impaired, list.length);
       const key = `${scope}\0${p?.name ?? ''}`;
       if (paused !== this.paused.has(key)) {
@@ -139,16 +140,15 @@ export class LifecycleController {
       const autoRepair = enabled && !paused;
       // Oldest first: when the budget is short, the instances closest to their deadline go first.
       for (const ci of list.sort((a, b) => a.launchedAt - b.launchedAt)) {
-        const taken = this.decide(scope, ci, now, available, { ...this.policy, autoRepair }, paused);
+        const taken = this.decide(scope, ci, health.get(ci.id)!, now, available, { ...this.policy, autoRepair }, paused);
         if (taken) available--;
       }
     }
   }
 
   /** Decides and applies for one instance; true when it started a voluntary drain. */
-  private decide(scope: string, ci: ContainerInstanceRecord, now: number, budget: number, policy: LifecyclePolicy, paused = false): boolean {
+  private decide(scope: string, ci: ContainerInstanceRecord, health: ReturnType<LifecycleController['health']>, now: number, budget: number, policy: LifecyclePolicy, paused = false): boolean {
     const { ecs, store } = this.o;
-    const health = this.health(ci);
     const tasks = ecs.tasks.onInstance(scope, ci.cluster, ci.id);
     const windows = this.o.ec2.windowsFor(scope, ci).map(windowIntervals);
     const pendingPatch = this.o.platforms.pendingPatch(ci.platformVersion);
