@@ -445,7 +445,9 @@ export class ContainerRuntime {
       imageRef: meta.imageRef, imageDigest: meta.imageDigest, createdAt: meta.createdAt,
       ...(started ? { startedAt: started } : {}),
       ...(exit ? {
-        finishedAt: exit.finishedAt, oomKilled: exit.oomKilled,
+        // The exit file's mtime (the kernel's coarse clock) can read a few ms before the
+        // `started` stamp of a container that exited while `runc start` returned: keep order.
+        finishedAt: Math.max(exit.finishedAt, started ?? 0), oomKilled: exit.oomKilled,
         ...(exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}),
         ...(exit.reason ? { reason: exit.reason } : {}),
       } : {}),
