@@ -12,6 +12,9 @@ export interface BerthConfig {
   /** Instance lifecycle (AWS: draining at day 14, forced stop 7 days later); shorter for tests. */
   maxInstanceLifetimeSeconds: number;
   drainGraceSeconds: number;
+  /** Auto repair waits this long (real seconds) before replacing an instance whose host still runs it. */
+  agentRepairGraceSeconds: number;
+  runtimeRepairGraceSeconds: number;
   /** ECS Exec limits (seconds, and sessions per task). */
   exec: { tokenTtlSeconds: number; idleTimeoutSeconds: number; maxSessionSeconds: number; maxSessionsPerTask: number; resumeWindowSeconds: number };
 }
@@ -27,6 +30,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BerthConfig
     heartbeatTimeoutSeconds: positive(env.BERTH_HEARTBEAT_TIMEOUT, 20, 'BERTH_HEARTBEAT_TIMEOUT'),
     maxInstanceLifetimeSeconds: positive(env.BERTH_MAX_INSTANCE_LIFETIME, 14 * 86_400, 'BERTH_MAX_INSTANCE_LIFETIME'),
     drainGraceSeconds: positive(env.BERTH_DRAIN_GRACE, 7 * 86_400, 'BERTH_DRAIN_GRACE'),
+    agentRepairGraceSeconds: positive(env.BERTH_AGENT_REPAIR_GRACE, 600, 'BERTH_AGENT_REPAIR_GRACE'),
+    runtimeRepairGraceSeconds: positive(env.BERTH_RUNTIME_REPAIR_GRACE, 60, 'BERTH_RUNTIME_REPAIR_GRACE'),
     exec: {
       tokenTtlSeconds: positive(env.BERTH_EXEC_TOKEN_TTL, 60, 'BERTH_EXEC_TOKEN_TTL'),
       idleTimeoutSeconds: positive(env.BERTH_EXEC_IDLE_TIMEOUT, 20 * 60, 'BERTH_EXEC_IDLE_TIMEOUT'),

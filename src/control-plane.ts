@@ -17,7 +17,7 @@ import type { ExecAgentMessage } from './agent/protocol.js';
 import { MasterKey } from './identity/master-key.js';
 import { LocalInstanceProvider } from './providers/local/index.js';
 import type { Ec2 } from './ec2/index.js';
-import { LifecycleController } from './lifecycle/controller.js';
+import { LifecycleController, type RepairGrace } from './lifecycle/controller.js';
 import type { PlatformVersions } from './lifecycle/platform-versions.js';
 
 const agentMain = resolve(dirname(fileURLToPath(import.meta.url)), 'agent', 'main.js');
@@ -38,6 +38,8 @@ export interface ControlPlaneOptions {
   platforms: PlatformVersions;
   /** Lifecycle durations (AWS: 14 days, then 7 days of draining); shorter in tests. */
   lifecycle?: { maxLifetimeMs?: number; drainGraceMs?: number };
+  /** How long auto repair waits for an impaired instance whose host still runs it. */
+  repairGrace: RepairGrace;
   /** An agent's hello was refused (the audit trail records it). */
   onAgentRefused?: (claimedInstanceId: string, reason: string) => void;
   /** The ECS Exec session broker: agents' exec messages, disconnections and task stops. */
@@ -150,6 +152,9 @@ export class ControlPlane {
       store, ecs, ec2: this.o.ec2, platforms: this.o.platforms, clock, liveness: systemClock, log,
       heartbeatTimeoutMs: this.o.heartbeatTimeoutMs, ...(this.o.lifecycle ? { policy: this.o.lifecycle } : {}),
       terminate: (scope, id, reason) => { void this.fleet.terminate(scope, id, reason); },
+      // No provider: nothing runs the instance any more.
+      hostAlive: (ec2InstanceId) => this.provider ? this.provider.isAlive(ec2InstanceId) : Promise.resolve(false),
+      repairGrace: this.o.repairGrace,
       wakeAt: (at) => this.scheduler.wakeAt(at),
     });
     this.scheduler = new Scheduler({

@@ -160,6 +160,7 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
     dataDir: config.dataDir, store, ecs, logs, taskMetrics: new TaskMetrics(metrics.registry), clock, log,
     heartbeatTimeoutMs: config.heartbeatTimeoutSeconds * 1000,
     ec2, platforms, lifecycle: { maxLifetimeMs: config.maxInstanceLifetimeSeconds * 1000, drainGraceMs: config.drainGraceSeconds * 1000 },
+    repairGrace: { agentMs: config.agentRepairGraceSeconds * 1000, runtimeMs: config.runtimeRepairGraceSeconds * 1000 },
     exec,
     ...(audit ? { onAgentRefused: (instanceId: string, reason: string) => audit.event({
       time: clock.now(), account: '', region: config.region, eventSource: 'ecs.amazonaws.com', eventName: 'AgentAuthenticationFailed',

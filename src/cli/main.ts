@@ -53,6 +53,8 @@ environment:
   BERTH_HEARTBEAT_TIMEOUT      seconds an agent may be away before its tasks are replaced (20)
   BERTH_MAX_INSTANCE_LIFETIME  seconds before an instance starts draining (1209600 = 14 days)
   BERTH_DRAIN_GRACE            seconds from drain start to the forced stop (604800 = 7 days)
+  BERTH_AGENT_REPAIR_GRACE     seconds auto repair waits for the agent of a live instance (600)
+  BERTH_RUNTIME_REPAIR_GRACE   seconds a failing runtime must keep failing before a repair (60)
   BERTH_MASTER_KEY / BERTH_MASTER_KEY_FILE
                    the key sealing secrets at rest (default file ~/.config/berth/master.key)
   BERTH_EXEC_TOKEN_TTL, BERTH_EXEC_IDLE_TIMEOUT, BERTH_EXEC_MAX_SESSION,

@@ -40,11 +40,28 @@ export interface LifecycleOptions {
   policy?: Partial<Pick<LifecyclePolicy, 'maxLifetimeMs' | 'drainGraceMs'>>;
   /** Terminates an instance now (repair). */
   terminate: (scope: string, id: string, reason: string) => void;
+  /** Whether the instance's host still runs it (the provider's view, independent of its agent). */
+  hostAlive: (ec2InstanceId: string) => Promise<boolean>;
+  /** How long (real time) a failed check must last before a repair, when nothing else confirms it. */
+  repairGrace: RepairGrace;
   /** Asks for a pass at a time on `clock`. */
   wakeAt: (at: number) => void;
 }
 
 const EVENT_KIND = 'lifecycle-event';
+
+export interface RepairGrace {
+  /** An agent away this long past the heartbeat timeout is replaced even while its host runs the instance. */
+  agentMs: number;
+  /** A runtime failure that lasts this long is replaced (a single failed check is not). */
+  runtimeMs: number;
+}
+
+/** 10 minutes for a silent agent on a live host, 1 minute for a failing runtime. */
+export const DEFAULT_REPAIR_GRACE: RepairGrace = { agentMs: 600_000, runtimeMs: 60_000 };
+
+/** How often the host of an instance whose agent is away is asked whether it still runs it. */
+const HOST_PROBE_MS = 1_000;
 /**
  * Like Karpenter's node repair: when more than this share of a provider's instances look
  * impaired at once (and more than one), the cause is more likely the control plane, the
@@ -71,6 +88,10 @@ export function budgetOf(tagValue: string | undefined, instances: number): numbe
 export class LifecycleController {
   /** Providers (scope\0name) whose repairs are paused. */
   private readonly paused = new Set<string>();
+  /** The provider's last answer about instances whose agent is away (ec2 id → alive). */
+  private readonly hosts = new Map<string, { alive?: boolean; probedAt: number; probing: boolean }>();
+  /** Since when (real time) an instance's runtime has been reported impaired. */
+  private readonly runtimeImpairedSince = new Map<string, number>();
 
   constructor(private readonly o: LifecycleOptions) {}
 
@@ -94,12 +115,34 @@ export class LifecycleController {
       .filter((e) => !filter.instanceId || e.instanceId === filter.instanceId).slice(0, limit);
   }
 
-  /** Health as DescribeContainerInstances shows it, from the agent's connection and its runtime report. */
-  private health(ci: ContainerInstanceRecord): { impaired?: { check: string; reason: string }; details: ContainerInstanceRecord['health'] } {
+  /** The host's last word on an instance (undefined until it answered); asks again when stale. */
+  private hostAlive(ec2InstanceId: string): boolean | undefined {
+    const now = this.o.liveness.now();
+    let h = this.hosts.get(ec2InstanceId);
+    if (!h) { h = { probedAt: 0, probing: false }; this.hosts.set(ec2InstanceId, h); }
+    if (!h.probing && now - h.probedAt >= HOST_PROBE_MS) {
+      const entry = h;
+      entry.probing = true;
+      void this.o.hostAlive(ec2InstanceId).then((alive) => { entry.alive = alive; }, () => { /* unknown: keep the last answer */ })
+        .finally(() => { entry.probing = false; entry.probedAt = this.o.liveness.now(); });
+    }
+    return h.alive;
+  }
+
+  /**
+   * Health as DescribeContainerInstances shows it, from the agent's connection and its runtime
+   * report; an impairment is `unconfirmed` while the instance may still be fine, so that a
+   * network disconnect or a tenant exhausting its own limits does not get it replaced.
+   */
+  private health(ci: ContainerInstanceRecord): { impaired?: { check: string; reason: string; unconfirmed?: string }; details: ContainerInstanceRecord['health'] } {
     const now = this.o.clock.now();
-    const away = this.o.liveness.now() - (ci.agentLastSeenAt ?? ci.launchedAtReal ?? 0);
+    const realNow = this.o.liveness.now();
+    const grace = this.o.repairGrace;
+    const away = realNow - (ci.agentLastSeenAt ?? ci.launchedAtReal ?? 0);
     const agent: HealthState = ci.status === 'REGISTERING' ? 'INITIALIZING' : !ci.agentConnected && away > this.o.heartbeatTimeoutMs ? 'IMPAIRED' : 'OK';
     const runtime: HealthState = ci.status === 'REGISTERING' ? 'INITIALIZING' : ci.runtimeHealth?.status === 'IMPAIRED' ? 'IMPAIRED' : 'OK';
+    if (runtime === 'IMPAIRED') { if (!this.runtimeImpairedSince.has(ci.id)) this.runtimeImpairedSince.set(ci.id, realNow); } else this.runtimeImpairedSince.delete(ci.id);
+    if (agent === 'OK') this.hosts.delete(ci.ec2InstanceId);
     const prev = new Map(ci.health.details.map((d) => [d.type, d] as const));
     const detail = (type: string, status: HealthState, statusReason?: string) => {
       const p = prev.get(type);
@@ -109,8 +152,25 @@ export class LifecycleController {
     const runtimeReason = runtime === 'IMPAIRED' ? ci.runtimeHealth?.reason ?? 'The container runtime is failing.' : undefined;
     const details = [detail('AGENT_CONNECTIVITY', agent, agentReason), detail('CONTAINER_RUNTIME', runtime, runtimeReason)];
     const overall: HealthState = details.some((d) => d.status === 'IMPAIRED') ? 'IMPAIRED' : details.some((d) => d.status === 'INITIALIZING') ? 'INITIALIZING' : 'OK';
-    const impaired = agent === 'IMPAIRED' ? { check: 'AGENT_CONNECTIVITY', reason: agentReason! }
-      : runtime === 'IMPAIRED' ? { check: 'CONTAINER_RUNTIME', reason: runtimeReason! } : undefined;
+    let impaired: { check: string; reason: string; unconfirmed?: string } | undefined;
+    if (agent === 'IMPAIRED') {
+      const host = this.hostAlive(ci.ec2InstanceId);
+      const overdue = away - this.o.heartbeatTimeoutMs >= grace.agentMs;
+      impaired = host === false ? { check: 'AGENT_CONNECTIVITY', reason: `${agentReason!} Its host no longer runs the instance.` }
+        : overdue ? { check: 'AGENT_CONNECTIVITY', reason: `${agentReason!} The instance still runs, but its agent stayed away for longer than the repair grace (${grace.agentMs / 1000} s).` }
+          : {
+            check: 'AGENT_CONNECTIVITY', reason: agentReason!,
+            unconfirmed: `The instance still runs (${host === undefined ? 'its host is being asked' : 'its host says so'}); only its agent is unreachable, as in a network disconnect. Its tasks keep running; auto repair replaces it only once its host no longer runs it or the agent has been away for ${grace.agentMs / 1000} s more.`,
+          };
+    } else if (runtime === 'IMPAIRED') {
+      const lasted = realNow - this.runtimeImpairedSince.get(ci.id)!;
+      impaired = lasted >= grace.runtimeMs
+        ? { check: 'CONTAINER_RUNTIME', reason: `${runtimeReason!} (failing for ${Math.round(lasted / 1000)} s)` }
+        : {
+          check: 'CONTAINER_RUNTIME', reason: runtimeReason!,
+          unconfirmed: `The container runtime failed a check; auto repair waits ${grace.runtimeMs / 1000} s for it to recover, so that a task exhausting its own limits cannot get the instance and its neighbours replaced.`,
+        };
+    }
     return { ...(impaired ? { impaired } : {}), details: { overallStatus: overall, details } };
   }
 
@@ -125,12 +185,17 @@ export class LifecycleController {
       if (!e) { e = { scope, p: ecs.capacityProviders.get(scope, ci.capacityProviderName), list: [] }; byProvider.set(key, e); }
       e.list.push(ci);
     }
+    const live = [...byProvider.values()].flatMap((e) => e.list);
+    const liveEc2 = new Set(live.map((ci) => ci.ec2InstanceId));
+    const liveIds = new Set(live.map((ci) => ci.id));
+    for (const id of this.hosts.keys()) if (!liveEc2.has(id)) this.hosts.delete(id);
+    for (const id of this.runtimeImpairedSince.keys()) if (!liveIds.has(id)) this.runtimeImpairedSince.delete(id);
     for (const { scope, p, list } of byProvider.values()) {
       const budget = budgetOf(p?.tags.find((t) => t.key === DISRUPTION_BUDGET_TAG)?.value, list.length);
       let available = budget - list.filter((ci) => ci.status === 'DRAINING' && VOLUNTARY.has(ci.drainReason ?? '')).length;
       const enabled = p?.managedInstancesProvider.autoRepairConfiguration?.actionsStatus !== 'DISABLED';
       const health = new Map(list.map((ci) => [ci.id, this.health(ci)] as const));
-      const impaired = [...health.values()].filter((h) => h.impaired).length;
+      const impaired = [...health.values()].filter((h) => h.impaired && !h.impaired.unconfirmed).length;
       const paused = enabled && repairPaused(impaired, list.length);
       const key = `${scope}\0${p?.name ?? ''}`;
       if (paused !== this.paused.has(key)) {
@@ -169,6 +234,8 @@ export class LifecycleController {
           this.record(scope, cur, 'report', 'repair', paused
             ? `The instance is IMPAIRED (${health.impaired.check}): repairs are paused while more than ${REPAIR_PAUSE_SHARE * 100}% of the provider's instances are impaired at once.`
             : `The instance is IMPAIRED (${health.impaired.check}): auto repair is DISABLED, so it is only reported.`);
+        } else if (health.impaired?.unconfirmed) {
+          this.record(scope, cur, 'wait', 'repair', `The instance is IMPAIRED (${health.impaired.check}: ${health.impaired.reason}) ${health.impaired.unconfirmed}`);
         }
         ecs.containerInstances.save(scope, cur);
       }

@@ -22,7 +22,11 @@ export interface LifecycleInstance {
   launchedAt: number;
   /** Set once the instance started draining (by lifecycle or a user). */
   drainStartedAt?: number;
-  impaired?: { check: string; reason: string };
+  /**
+   * A failed health check. `unconfirmed` says why the instance may still be fine (its host
+   * still runs it, the failure is too recent): auto repair then waits instead of replacing.
+   */
+  impaired?: { check: string; reason: string; unconfirmed?: string };
   /** The most severe fix in the platform versions newer than the instance's. */
   pendingPatch?: { version: string; severity: 'REGULAR' | 'CRITICAL'; releasedAt: number };
   /** The instance has no task left (not STOPPED). */
@@ -60,8 +64,11 @@ export function nextAction(i: LifecycleInstance, now: number, windows: WeeklyInt
     }
     return { action: 'none', recheckAt: hard };
   }
-  // 2. Repair: impaired instances are replaced when auto repair is enabled (not budgeted).
-  if (i.impaired && policy.autoRepair) {
+  // 2. Repair: impaired instances are replaced when auto repair is enabled (not budgeted),
+  // once the impairment is confirmed: a network blip or a tenant exhausting its own limits
+  // must not get an instance and its neighbours' tasks terminated. Until then the other
+  // reasons still apply.
+  if (i.impaired && policy.autoRepair && !i.impaired.unconfirmed) {
     return { action: 'terminate', reason: 'repair', message: `The instance is IMPAIRED (${i.impaired.check}: ${i.impaired.reason}) and auto repair is ENABLED: it is replaced.` };
   }
   // 3. Maximum lifetime: draining starts at day 14 whatever the budget or windows.

@@ -25,7 +25,8 @@ before(async () => {
   registry = await startRegistry();
   buildAndPush(registry.address, 'busybox:latest');
   image = `${registry.address}/busybox:latest`;
-  berth = await startTestBerth({ BERTH_CLOCK: `manual:${START}`, BERTH_HEARTBEAT_TIMEOUT: '2' });
+  // A hung agent on a live host is replaced once it outlasts the repair grace (short here).
+  berth = await startTestBerth({ BERTH_CLOCK: `manual:${START}`, BERTH_HEARTBEAT_TIMEOUT: '2', BERTH_AGENT_REPAIR_GRACE: '4' });
   ecs = berth.ecs();
 });
 
@@ -235,6 +236,9 @@ test('a dead agent: repaired when auto repair is ENABLED, only reported when DIS
     assert.equal(reported.healthStatus!.details!.find((d) => (d.type as string) === 'AGENT_CONNECTIVITY')!.status, 'IMPAIRED');
     const events = lifecycleEvents('repair').map((e) => `${e[3]}:${e[4]}`);
     assert.ok(events.includes('replace:repair'), events.join(' '));
+    // It waited first (the host still ran the instance, only its agent was silent); on this
+    // manual clock both decisions carry the same time, so only their presence is checked.
+    assert.ok(events.includes('wait:repair'), events.join(' '));
     assert.ok(lifecycleEvents('report').some((e) => e[3] === 'report' && e[4] === 'repair'));
   } finally {
     for (const pid of stopped) { try { process.kill(pid!, 'SIGCONT'); } catch { /* gone */ } }

@@ -105,6 +105,15 @@ test('repair only when enabled', () => {
   assert.equal(nextAction(i, i.launchedAt + H, [], { ...DEFAULT_POLICY, autoRepair: false }, 0).action, 'none');
 });
 
+test('an unconfirmed impairment waits: a network disconnect or one failed check does not replace the instance', () => {
+  const i = base({ impaired: { check: 'AGENT_CONNECTIVITY', reason: 'no heartbeat', unconfirmed: 'its host still runs it' } });
+  assert.equal(nextAction(i, i.launchedAt + H, [], DEFAULT_POLICY, 0).action, 'none');
+  // The other reasons still apply meanwhile: an unconfirmed impairment does not hold back day 14.
+  assert.equal((nextAction(i, i.launchedAt + 14 * DAY_MS, [], DEFAULT_POLICY, 0) as { reason?: string }).reason, 'expiry');
+  const confirmed = base({ impaired: { check: 'AGENT_CONNECTIVITY', reason: 'no heartbeat; its host no longer runs it' } });
+  assert.equal((nextAction(confirmed, confirmed.launchedAt + H, [], DEFAULT_POLICY, 0) as { reason?: string }).reason, 'repair');
+});
+
 test('repairs pause when more than one and more than 20% of a provider\'s instances are impaired at once', () => {
   assert.equal(repairPaused(1, 1), false, 'a lone dead instance is repaired');
   assert.equal(repairPaused(1, 50), false);
