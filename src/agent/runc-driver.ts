@@ -39,7 +39,9 @@ export async function createRuncDriver(o: { dataDir: string; log: (line: string)
   const images = new ImageStore({ dataDir: o.dataDir });
   // conmon's sockets need a short path; a deep data dir uses the instance's private /dev/shm.
   const socketsDir = join(o.dataDir, 's').length > 55 ? '/dev/shm/berth-conmon' : undefined;
-  const runtime = new ContainerRuntime({ dataDir: o.dataDir, cgroupRoot, ...(socketsDir ? { socketsDir } : {}) });
+  // Tasks go below the provider's tasks cgroup (limits that keep a reserve for the agent and runtime) when there is one.
+  const tasksRoot = o.cgroupRoot ?? process.env.BERTH_TASKS_CGROUP_PATH ?? cgroupRoot;
+  const runtime = new ContainerRuntime({ dataDir: o.dataDir, cgroupRoot: tasksRoot, ...(socketsDir ? { socketsDir } : {}) });
   const logPaths = new Map<string, string>();
   const logPath = async (id: string) => {
     let p = logPaths.get(id);
