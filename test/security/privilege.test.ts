@@ -206,7 +206,7 @@ test('a fork bomb fails alone: its task is bounded, the neighbour runs on, the i
   const instancePids = `/sys/fs/cgroup/pids/berth/${ci.ec2InstanceId}`;
   const instanceMax = Number(readFileSync(`${instancePids}/pids.max`, 'utf8'));
   // The bomb fills what it may take.
-  const taskDir = `${instancePids}/${taskId(bomb)}`;
+  const taskDir = `${instancePids}/workloads/${taskId(bomb)}`;
   const full = await waitFor('the bomb to reach its limit', async () => {
     const cur = Number(readFileSync(`${instancePids}/pids.current`, 'utf8'));
     const own = existsSync(`${taskDir}/pids.current`) ? Number(readFileSync(`${taskDir}/pids.current`, 'utf8')) : 0;

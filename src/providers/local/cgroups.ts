@@ -3,7 +3,7 @@
 // its directories), sized from the instance type. Containers nest below it (runc creates
 // `/berth/<instanceId>/<task>`), so the instance limits apply to them hierarchically.
 //
-// The tasks go one level lower, in `/berth/<instanceId>/tasks`, whose pids and memory limits
+// The tasks go one level lower, in `/berth/<instanceId>/workloads`, whose pids and memory limits
 // leave a reserve for the agent, conmon and runc that no task can consume: a fork bomb or a
 // memory hog fills the tasks' share, never the instance, so runc keeps working and the
 // instance stays healthy (issue 11: a bomb used to exhaust the instance's pids and get the
@@ -19,7 +19,8 @@ const NAMED_HIERARCHIES = ['systemd', 'unified'];
 /** Pids no task can take: the agent (node threads), a conmon per container, runc and its children, health checks and exec sessions. */
 export const RESERVED_PIDS = 512;
 /** The child of the instance cgroup every task's cgroup lives in. */
-export const TASKS_CGROUP = 'tasks';
+// Not 'tasks': every v1 cgroup directory already has a file of that name.
+export const TASKS_CGROUP = 'workloads';
 
 export interface CgroupLimits {
   memoryBytes: number;
@@ -27,7 +28,7 @@ export interface CgroupLimits {
   cpuQuotaUs: number;
   cpuShares: number;
   pidsMax: number;
-  /** Limits of `<instance>/tasks`: the instance's minus the agent's and runtime's reserve. */
+  /** Limits of `<instance>/workloads`: the instance's minus the agent's and runtime's reserve. */
   tasksMemoryBytes?: number;
   tasksPidsMax?: number;
 }
