@@ -91,6 +91,13 @@ async function assertNeighbourUnharmed(): Promise<void> {
   assert.equal(ci.healthStatus?.overallStatus, 'OK', JSON.stringify(ci.healthStatus));
 }
 
+/** CloudTrail records of `eventName` (the audit trail), parsed. */
+function trail(eventName: string): any[] {
+  const r = berth.aws(['cloudtrail', 'lookup-events', '--max-results', '50', '--lookup-attributes', `AttributeKey=EventName,AttributeValue=${eventName}`]);
+  assert.equal(r.status, 0, r.stderr);
+  return r.json.Events.map((e: { CloudTrailEvent: string }) => JSON.parse(e.CloudTrailEvent));
+}
+
 const outcome = (lines: string[], key: string) => lines.find((l) => l.startsWith(`${key}=`))?.slice(key.length + 1);
 
 test('a default task cannot create namespaces, mount, or write /proc/sysrq-trigger, /sys or cgroup release files', async () => {
@@ -134,6 +141,9 @@ test('pidMode host is refused without the provider opt-in, naming the tag', asyn
   assert.match(r.failures![0]!.reason!, /HOST_ACCESS/);
   assert.match(r.failures![0]!.detail!, /berth:host-access/);
   assert.match(r.failures![0]!.detail!, /pidMode:host/);
+  // The refused attempt is in the audit trail, with the failure the caller got.
+  assert.ok(trail('RunTask').some((e) => e.requestParameters?.taskDefinition === td && JSON.stringify(e.responseElements ?? {}).includes('HOST_ACCESS')),
+    'the refused RunTask is not in the audit trail with its HOST_ACCESS failure');
   await new Promise((ok) => setTimeout(ok, 2000));
   await assertNeighbourUnharmed();
 });
@@ -145,6 +155,9 @@ test('pidMode host works with the opt-in: the task sees the instance\'s processe
   await waitForStatus(ecs, cluster, arn, 'STOPPED', 90_000);
   const lines = await waitForLogs(berth, '/priv', `pidhost-ok/app/${taskId(arn)}`, (m) => m.includes('done'));
   assert.ok(Number(outcome(lines, 'agent')) >= 1, lines.join(' | '));
+  const t = await describeTask(ecs, cluster, arn);
+  const ci = (await ecs.send(new DescribeContainerInstancesCommand({ cluster, containerInstances: [t.containerInstanceArn!] }))).containerInstances![0]!;
+  assert.equal(ci.attributes!.find((x) => x.name === 'berth.host-access')?.value, 'pidMode:host+ipcMode:host+devices');
 });
 
 test('ipcMode host needs the opt-in; ipcMode task and none are refused with a message', async () => {
@@ -192,6 +205,8 @@ test('systemControls: a namespaced sysctl is applied in an awsvpc task; others a
     (e: Error & { name: string }) => e.name === 'InvalidParameterException' && /kernel\.panic/.test(e.message));
   await assert.rejects(register('sysctl-hostnet', { command: ['true'], systemControls: [{ namespace: 'net.ipv4.ip_forward', value: '1' }] }),
     (e: Error & { name: string }) => e.name === 'InvalidParameterException' && /net\.ipv4\.ip_forward/.test(e.message) && /host/.test(e.message));
+  assert.ok(trail('RegisterTaskDefinition').some((e) => e.requestParameters?.family === 'sysctl-bad' && e.errorCode === 'InvalidParameterException'),
+    'the refused registration is not in the audit trail');
 });
 
 test('a fork bomb fails alone: its task is bounded, the neighbour runs on, the instance stays healthy and starts tasks', async () => {
