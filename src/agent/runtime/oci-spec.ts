@@ -131,7 +131,8 @@ export function buildOciSpec(input: SpecInput): OciConfig {
 
   // Docker's privileged mode drops the masks and the seccomp filter: with CAP_SYS_ADMIN the
   // container could unmount the masks anyway. We keep the seccomp filter (converted for the
-  // full set it allows nearly everything) and never pass host devices in (see README.md).
+  // full set it allows nearly everything) and pass host devices in only as the definition's
+  // linuxParameters.devices, with the provider's opt-in (see README.md).
   const privileged = c.privileged;
 
   const config: OciConfig = {
