@@ -5,8 +5,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import {
-  CreateCapacityProviderCommand, CreateClusterCommand, DescribeContainerInstancesCommand, RegisterTaskDefinitionCommand,
-  RunTaskCommand, StopTaskCommand, type ECSClient, type RunTaskCommandOutput,
+  CreateCapacityProviderCommand, CreateClusterCommand, CreateServiceCommand, DeleteServiceCommand, DescribeContainerInstancesCommand,
+  ListTasksCommand, RegisterTaskDefinitionCommand, RunTaskCommand, StopTaskCommand, type ECSClient,
+  type RunTaskCommandOutput,
 } from '@aws-sdk/client-ecs';
 import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -145,6 +146,24 @@ test('pidMode host is refused without the provider opt-in, naming the tag', asyn
   assert.ok(trail('RunTask').some((e) => e.requestParameters?.taskDefinition === td && JSON.stringify(e.responseElements ?? {}).includes('HOST_ACCESS')),
     'the refused RunTask is not in the audit trail with its HOST_ACCESS failure');
   await new Promise((ok) => setTimeout(ok, 2000));
+  await assertNeighbourUnharmed();
+});
+
+test('a service with pidMode host on a provider without the opt-in starts nothing, saying which tag to set', async () => {
+  const td = await register('pidhost-svc', { command: ['sh', '-c', 'sleep 600'] }, { pidMode: 'host' });
+  await ecs.send(new CreateServiceCommand({ cluster, serviceName: 'pidhost', taskDefinition: td, desiredCount: 1, capacityProviderStrategy: [{ capacityProvider: PLAIN, weight: 1 }] }));
+  try {
+    const stopped = await waitFor('a refused service task', async () => {
+      const arns = (await ecs.send(new ListTasksCommand({ cluster, serviceName: 'pidhost', desiredStatus: 'STOPPED' }))).taskArns ?? [];
+      return arns.length ? describeTask(ecs, cluster, arns[0]!) : undefined;
+    }, 30_000, 300);
+    assert.match(stopped.stoppedReason ?? '', /HOST_ACCESS.*berth:host-access/);
+    assert.equal(stopped.startedAt, undefined, 'the refused task was started');
+    const running = (await ecs.send(new ListTasksCommand({ cluster, serviceName: 'pidhost', desiredStatus: 'RUNNING' }))).taskArns ?? [];
+    for (const arn of running) assert.notEqual((await describeTask(ecs, cluster, arn)).lastStatus, 'RUNNING');
+  } finally {
+    await ecs.send(new DeleteServiceCommand({ cluster, service: 'pidhost', force: true }));
+  }
   await assertNeighbourUnharmed();
 });
 
