@@ -3,7 +3,7 @@
 // busybox task on a real instance; the victims are a neighbour task and the instance itself.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import {
   CreateCapacityProviderCommand, CreateClusterCommand, CreateServiceCommand, DeleteServiceCommand, DescribeContainerInstancesCommand,
   ListTasksCommand, RegisterTaskDefinitionCommand, RunTaskCommand, StopTaskCommand, type ECSClient,
@@ -13,6 +13,7 @@ import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
 import { describeTask, taskId, waitFor, waitForLogs, waitForStatus } from '../helpers/ecs.js';
+import { instanceInit } from '../helpers/instances.js';
 
 let berth: TestBerth;
 let registry: TestRegistry;
@@ -188,6 +189,19 @@ test('ipcMode host needs the opt-in; ipcMode task and none are refused with a me
   for (const mode of ['task', 'none']) {
     await assert.rejects(register(`ipc${mode}`, { command: ['true'] }, { ipcMode: mode }), (e: Error) => /ipcMode/.test(e.message));
   }
+  // With the opt-in the task shares the instance's IPC namespace; a default task has its own.
+  assert.equal(optedError, undefined, optedError);
+  const shared = await script('ipchost-ok', 'echo ipc=$(readlink /proc/self/ns/ipc)', { provider: OPTED, extra: { ipcMode: 'host' } });
+  const own = await script('ipc-default', 'echo ipc=$(readlink /proc/self/ns/ipc)', { provider: OPTED });
+  const ci = async (family: string) => {
+    const arns = (await ecs.send(new ListTasksCommand({ cluster, family, desiredStatus: 'STOPPED' }))).taskArns!;
+    const t = await describeTask(ecs, cluster, arns[0]!);
+    return (await ecs.send(new DescribeContainerInstancesCommand({ cluster, containerInstances: [t.containerInstanceArn!] }))).containerInstances![0]!.ec2InstanceId!;
+  };
+  const init = instanceInit(await ci('ipchost-ok'));
+  assert.ok(init, 'instance init not found');
+  assert.equal(outcome(shared, 'ipc'), readlinkSync(`/proc/${init}/ns/ipc`));
+  assert.notEqual(outcome(own, 'ipc'), readlinkSync(`/proc/${init}/ns/ipc`));
 });
 
 test('linuxParameters.devices: refused without the opt-in, honoured with it', async () => {
@@ -239,6 +253,9 @@ test('a fork bomb fails alone: its task is bounded, the neighbour runs on, the i
   const ci = (await ecs.send(new DescribeContainerInstancesCommand({ cluster, containerInstances: [t.containerInstanceArn!] }))).containerInstances![0]!;
   const instancePids = `/sys/fs/cgroup/pids/berth/${ci.ec2InstanceId}`;
   const instanceMax = Number(readFileSync(`${instancePids}/pids.max`, 'utf8'));
+  // Memory, too: all tasks together get less than the instance, the rest is the runtime's.
+  const memLimit = (dir: string) => Number(readFileSync(`/sys/fs/cgroup/memory/berth/${ci.ec2InstanceId}/${dir}memory.limit_in_bytes`, 'utf8'));
+  assert.ok(memLimit('workloads/') <= memLimit('') - 256 * 1024 * 1024, 'no memory reserve for the agent and runtime');
   // The bomb fills what it may take.
   const taskDir = `${instancePids}/workloads/${taskId(bomb)}`;
   const full = await waitFor('the bomb to reach its limit', async () => {
