@@ -22,7 +22,7 @@ const identity = {
 };
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
-const driver = await createRuncDriver({ dataDir, log });
+const driver = await createRuncDriver({ dataDir, log, launchGrant: identity });
 const agent = new Agent({
   instanceId: env('BERTH_AGENT_INSTANCE_ID'),
   controlPlaneUrl: env('BERTH_AGENT_CONTROL_PLANE'),

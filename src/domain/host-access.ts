@@ -3,7 +3,6 @@
 // default set, each kind needs its capacity provider's explicit opt-in (the
 // berth:host-access tag); the control plane checks at RunTask/placement and the agent
 // checks again before it builds a container.
-import type { Json } from '../ecs/task-definition-rules.js';
 
 export const HOST_ACCESS_KINDS = ['pidMode:host', 'ipcMode:host', 'devices'] as const;
 export type HostAccess = (typeof HOST_ACCESS_KINDS)[number];
@@ -12,8 +11,8 @@ export function isHostAccess(word: string): word is HostAccess {
   return (HOST_ACCESS_KINDS as readonly string[]).includes(word);
 }
 
-/** What a task definition asks for, in HOST_ACCESS_KINDS order. */
-export function requestedHostAccess(td: Json): HostAccess[] {
+/** What a task definition (its stored JSON body) asks for, in HOST_ACCESS_KINDS order. */
+export function requestedHostAccess(td: Record<string, any>): HostAccess[] {
   const out = new Set<HostAccess>();
   if (td.pidMode === 'host') out.add('pidMode:host');
   if (td.ipcMode === 'host') out.add('ipcMode:host');

@@ -3,6 +3,7 @@
 // first filter that rejects it. Both the reference pipeline and the indexed engine use
 // exactly these functions, so they cannot disagree about what is feasible.
 import { isDefaultCapability, normalizeCapability } from '../domain/capabilities.js';
+import { HOST_ACCESS_TAG } from '../domain/provider-settings.js';
 import { compileQuery, isStaticQuery, QueryError, type CompiledQuery, type QueryTarget } from './query.js';
 import { fastPlan, normalizeStrategies, type FastPlan, type NormStrategy } from './strategies.js';
 import type { AttributeLike, CpuArchitecture, PlacementFailure, Reason, TaskRequest } from './types.js';
@@ -108,7 +109,7 @@ const hostAccess: Filter = {
     for (const k of t.hostAccess) if (!i.hostAccess.has(k)) return true;
     return false;
   },
-  detail: (t, i) => `does not allow host access ${t.hostAccess.filter((k) => !i.hostAccess.has(k)).join(', ')} (its capacity provider did not opt in with the tag berth:host-access)`,
+  detail: (t, i) => `does not allow host access ${t.hostAccess.filter((k) => !i.hostAccess.has(k)).join(', ')} (its capacity provider did not opt in with the tag ${HOST_ACCESS_TAG})`,
 };
 
 function missingAttribute(t: PreparedTask, i: InstanceState): string | undefined {
