@@ -15,7 +15,7 @@ export function sysctlScope(name: string): SysctlScope | undefined {
 
 /** Why `name` cannot be set for a task with these modes, or undefined when it can. */
 export function sysctlProblem(name: string, networkMode: string | undefined, ipcMode: string | undefined): string | undefined {
-  if (!/^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$/.test(name)) return `systemControls namespace '${name}' is not a sysctl name (e.g. net.ipv4.ip_forward).`;
+  if (!/^[a-z0-9_]+(\.[a-zA-Z0-9_/-]+)+$/.test(name)) return `systemControls namespace '${name}' is not a sysctl name (e.g. net.ipv4.ip_forward).`;
   const scope = sysctlScope(name);
   if (!scope) {
     return `systemControls namespace '${name}' is not a namespaced sysctl, so setting it would change the whole instance; allowed are kernel.msgmax, kernel.msgmnb, kernel.msgmni, kernel.sem, kernel.shmall, kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced, fs.mqueue.* and (in awsvpc network mode) net.*.`;
