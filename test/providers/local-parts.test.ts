@@ -32,6 +32,7 @@ test('instance limits follow the instance type', () => {
     tasksMemoryBytes: (1024 - 256) * 1024 ** 2, tasksPidsMax: 4096 - 512,
   });
   assert.equal(limitsFor(16, 65536).pidsMax, 16384);
+  assert.equal(limitsFor(16, 65536).tasksPidsMax, 16384 - 2048);
 });
 
 test('registry forwards only accept loopback addresses', () => {

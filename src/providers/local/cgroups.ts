@@ -16,8 +16,14 @@ import { killQuietly, sleep } from './exec.js';
 export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'devices', 'freezer', 'blkio'] as const;
 const NAMED_HIERARCHIES = ['systemd', 'unified'];
 
-/** Pids no task can take: the agent (node threads), a conmon per container, runc and its children, health checks and exec sessions. */
-export const RESERVED_PIDS = 512;
+/**
+ * Pids no task can take: the agent (node threads), a conmon per container (conmon stays in
+ * the agent's cgroup), runc and its children, health checks and exec sessions. An eighth of
+ * the instance's, at least 512: more tasks fit on bigger instances, each with its conmon.
+ */
+export function reservedPids(pidsMax: number): number {
+  return Math.max(512, Math.floor(pidsMax / 8));
+}
 /** The child of the instance cgroup every task's cgroup lives in. */
 // Not 'tasks': every v1 cgroup directory already has a file of that name.
 export const TASKS_CGROUP = 'workloads';
@@ -34,15 +40,16 @@ export interface CgroupLimits {
 }
 
 export function limitsFor(vcpu: number, memoryMiB: number): CgroupLimits {
+  const pidsMax = Math.max(4096, vcpu * 1024);
   return {
     memoryBytes: memoryMiB * 1024 * 1024,
     cpuPeriodUs: 100_000,
     cpuQuotaUs: Math.max(1, Math.round(vcpu * 100_000)),
     cpuShares: Math.max(2, Math.round(vcpu * 1024)),
-    pidsMax: Math.max(4096, vcpu * 1024),
+    pidsMax,
     // Tasks may use the memory the instance registers (placement's RESERVED_MEMORY_MIB stays free).
     tasksMemoryBytes: Math.max(64, memoryMiB - RESERVED_MEMORY_MIB) * 1024 * 1024,
-    tasksPidsMax: Math.max(4096, vcpu * 1024) - RESERVED_PIDS,
+    tasksPidsMax: pidsMax - reservedPids(pidsMax),
   };
 }
 
