@@ -117,8 +117,9 @@ test('a default task cannot create namespaces, mount, or write /proc/sysrq-trigg
     '(echo h > /proc/sysrq-trigger) 2>/dev/null; echo sysrq=$?',
     '(echo 1 > /sys/kernel/profiling) 2>/dev/null; echo sys=$?',
     'touch /sys/berth 2>/dev/null; echo sys_create=$?',
+    'mknod /tmp/sda b 8 0 2>/dev/null; (head -c1 /tmp/sda >/dev/null) 2>/dev/null; echo rawdisk=$?',
   ].join('; '));
-  for (const key of ['userns', 'maproot', 'mountns', 'userns_mount', 'netns', 'pidns', 'cgroup_mount', 'tmpfs_mount', 'notify_on_release', 'release_agent', 'sysrq', 'sys', 'sys_create']) {
+  for (const key of ['userns', 'maproot', 'mountns', 'userns_mount', 'netns', 'pidns', 'cgroup_mount', 'tmpfs_mount', 'notify_on_release', 'release_agent', 'sysrq', 'sys', 'sys_create', 'rawdisk']) {
     const rc = outcome(lines, key);
     assert.ok(rc !== undefined, `${key} not reported: ${lines.join(' | ')}`);
     assert.notEqual(rc, '0', `${key} succeeded from a default task: ${lines.join(' | ')}`);
