@@ -17,6 +17,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerSpec, TaskSpec } from '../../src/agent/protocol.js';
 import { resolveBinaries, type Binaries } from '../../src/agent/runtime/binaries.js';
+import { statDevice } from '../../src/agent/runtime/devices.js';
 import { removeCgroupTree } from '../../src/agent/runtime/cgroups.js';
 import { readSync, spawnConmon } from '../../src/agent/runtime/conmon.js';
 import { ContainerRuntime } from '../../src/agent/runtime/containers.js';
@@ -117,7 +118,7 @@ export class Floor {
     mkdirSync(bundle, { recursive: true });
     const container = benchContainer(this.imageRef);
     const spec = buildOciSpec({
-      task: benchTask(container), container, image: this.image.config, rootfsPath: this.image.rootfs,
+      task: benchTask(container), container, image: this.image.config, rootfsPath: this.image.rootfs, statDevice,
       cgroupsPath: `${this.cgroupBase}/${id}`,
       passwd: readFileInRoot(this.image.rootfs, '/etc/passwd'), group: readFileInRoot(this.image.rootfs, '/etc/group'),
       host: this.host, seccompFor: (caps) => this.seccomp.forCapabilities(caps),

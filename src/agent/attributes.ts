@@ -49,6 +49,8 @@ export interface InstanceIdentity {
   subnetId: string;
   platformVersion: string;
   privilegedCapabilities: string[];
+  /** Host access the provider allowed (berth:host-access). */
+  hostAccess: string[];
   fipsRequested: boolean;
 }
 
@@ -78,6 +80,7 @@ export function measureAttributes(id: InstanceIdentity): Attribute[] {
     { name: 'berth.root-filesystem', value: rootReadOnly() ? 'read-only' : 'read-write' },
     { name: 'berth.listening-sockets', value: String(listeningSockets()) },
     { name: 'berth.privileged-capabilities', value: id.privilegedCapabilities.length ? id.privilegedCapabilities.join('+') : 'NONE' },
+    { name: 'berth.host-access', value: id.hostAccess.length ? id.hostAccess.join('+') : 'NONE' },
     ...AGENT_CAPABILITIES.map((name) => ({ name })),
   ];
 }

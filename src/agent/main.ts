@@ -17,11 +17,12 @@ const identity = {
   subnetId: env('BERTH_AGENT_SUBNET_ID'),
   platformVersion: env('BERTH_AGENT_PLATFORM_VERSION', 'unknown'),
   privilegedCapabilities: env('BERTH_AGENT_PRIVILEGED_CAPABILITIES', '').split(/\s+/).filter(Boolean),
+  hostAccess: env('BERTH_AGENT_HOST_ACCESS', '').split(/\s+/).filter(Boolean),
   fipsRequested: env('BERTH_AGENT_FIPS_REQUESTED', '0') === '1',
 };
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
-const driver = await createRuncDriver({ dataDir, log });
+const driver = await createRuncDriver({ dataDir, log, launchGrant: identity });
 const agent = new Agent({
   instanceId: env('BERTH_AGENT_INSTANCE_ID'),
   controlPlaneUrl: env('BERTH_AGENT_CONTROL_PLANE'),

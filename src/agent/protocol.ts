@@ -50,7 +50,13 @@ export interface ContainerSpec {
   log: { group: string; stream: string };
   pseudoTerminal: boolean;
   interactive: boolean;
+  /** linuxParameters.devices: instance device nodes mapped in (needs the devices host-access opt-in). */
+  devices?: DeviceSpec[];
+  /** systemControls: namespaced sysctls (checked at registration, and again by the agent). */
+  systemControls?: { namespace: string; value: string }[];
 }
+
+export interface DeviceSpec { hostPath: string; containerPath: string; permissions: ('read' | 'write' | 'mknod')[] }
 
 export interface VolumeSpec { name: string; hostSourcePath?: string }
 
@@ -66,10 +72,14 @@ export interface TaskSpec {
   cpu?: number;
   memory?: number;
   pidMode?: 'host' | 'task';
+  /** Only 'host' (with the opt-in): managed instances refuse the other ipcModes at registration. */
+  ipcMode?: 'host';
   containers: ContainerSpec[];
   volumes: VolumeSpec[];
-  /** Privileged capabilities the instance's provider allows (checked again by the agent). */
+  /** Privileged capabilities the instance's provider allows (checked again by the agent; none when absent). */
   allowedPrivilegedCapabilities: string[];
+  /** Host access the instance's provider allows (pidMode:host, ipcMode:host, devices; checked again by the agent). */
+  allowedHostAccess?: string[];
   enableExecuteCommand: boolean;
   /** Why the control plane wants the task stopped, when it does. */
   stopReason?: string;

@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerDriver, ContainerObservation, LogChunk, PulledImage } from './driver.js';
+import { withinLaunchGrant, type LaunchGrant } from './launch-grant.js';
 import type { ContainerSpec, TaskSpec } from './protocol.js';
 import { ContainerRuntime, ImageStore, LOST_REASON, readLog, START, taskUsage, type ContainerState, type LogCursor } from './runtime/index.js';
 import { CannotPullContainerError, ContainerExistsError } from './runtime/errors.js';
@@ -34,12 +35,14 @@ function observe(s: ContainerState): ContainerObservation {
   };
 }
 
-export async function createRuncDriver(o: { dataDir: string; log: (line: string) => void; cgroupRoot?: string }): Promise<ContainerDriver> {
+export async function createRuncDriver(o: { dataDir: string; log: (line: string) => void; cgroupRoot?: string; launchGrant?: LaunchGrant }): Promise<ContainerDriver> {
   const cgroupRoot = o.cgroupRoot ?? process.env.BERTH_CGROUP_PATH ?? ownCgroup();
   const images = new ImageStore({ dataDir: o.dataDir });
   // conmon's sockets need a short path; a deep data dir uses the instance's private /dev/shm.
   const socketsDir = join(o.dataDir, 's').length > 55 ? '/dev/shm/berth-conmon' : undefined;
-  const runtime = new ContainerRuntime({ dataDir: o.dataDir, cgroupRoot, ...(socketsDir ? { socketsDir } : {}) });
+  // Tasks go below the provider's tasks cgroup (limits that keep a reserve for the agent and runtime) when there is one.
+  const tasksRoot = o.cgroupRoot ?? process.env.BERTH_TASKS_CGROUP_PATH ?? cgroupRoot;
+  const runtime = new ContainerRuntime({ dataDir: o.dataDir, cgroupRoot: tasksRoot, ...(socketsDir ? { socketsDir } : {}) });
   const logPaths = new Map<string, string>();
   const logPath = async (id: string) => {
     let p = logPaths.get(id);
@@ -68,7 +71,7 @@ export async function createRuncDriver(o: { dataDir: string; log: (line: string)
       const id = ContainerRuntime.runtimeId(task.taskId, container.name);
       const pulled = images.get(image.digest, image.image) ?? await images.pull(image.image);
       try {
-        await runtime.create(task, container, pulled);
+        await runtime.create(o.launchGrant ? withinLaunchGrant(task, o.launchGrant) : task, container, pulled);
       } catch (e) {
         if (!(e instanceof ContainerExistsError)) throw e;
       }

@@ -1,6 +1,7 @@
 // Maps store records to what the placement core works on: instance snapshots (with their
 // live usage and task groups) and task requests. Pure, apart from reading the records given.
 import { isDefaultCapability, normalizeCapability, PRIVILEGED_CAPABILITIES } from '../domain/capabilities.js';
+import { requestedHostAccess } from '../domain/host-access.js';
 import { instanceType } from '../domain/instance-types.js';
 import type { ContainerInstanceRecord } from '../ecs/container-instances.js';
 import type { TaskRecord } from '../ecs/tasks.js';
@@ -69,6 +70,7 @@ export function instanceSnapshots(instances: ContainerInstanceRecord[], tasks: T
       architecture: arch === 'arm64' ? 'ARM64' : 'X86_64',
       attributes: ci.attributes,
       privilegedCapabilities: ci.launchConfig?.privilegedCapabilities ?? [],
+      hostAccess: ci.launchConfig?.hostAccess ?? [],
       fips: ci.launchConfig?.fips ?? false,
     };
   });
@@ -88,6 +90,7 @@ export function taskRequest(t: TaskRecord, td: Json, fipsRequired: boolean): Tas
     constraints: [...(td.placementConstraints ?? []), ...(t.placementConstraints ?? [])],
     ...(t.placementStrategy?.length ? { strategy: t.placementStrategy as unknown as TaskRequest['strategy'] } : {}),
     privilegedCapabilities: requestedPrivilegedCapabilities(td),
+    hostAccess: requestedHostAccess(td),
     requiresAttributes: td.requiresAttributes ?? [],
     group: t.group,
     fipsRequired,

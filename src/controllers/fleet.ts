@@ -98,7 +98,7 @@ export class Fleet implements GatewayHandlers {
         ? [...provider.tags.filter((t) => !t.key.startsWith('berth:'))] : [],
       health: { overallStatus: 'INITIALIZING', details: [] },
       bootstrapTokenHash: sha256(token),
-      launchConfig: { singleTaskMode: settings.singleTaskMode, privilegedCapabilities: settings.privilegedCapabilities, fips: provider.managedInstancesProvider.instanceLaunchTemplate.fipsEnabled === true },
+      launchConfig: { singleTaskMode: settings.singleTaskMode, privilegedCapabilities: settings.privilegedCapabilities, hostAccess: settings.hostAccess, fips: provider.managedInstancesProvider.instanceLaunchTemplate.fipsEnabled === true },
     };
     this.o.store.tx(() => {
       this.o.ecs.containerInstances.save(scope, ci);
@@ -129,6 +129,7 @@ export class Fleet implements GatewayHandlers {
             BERTH_AGENT_SUBNET_ID: ci.subnetId,
             BERTH_AGENT_PLATFORM_VERSION: ci.platformVersion ?? 'unknown',
             BERTH_AGENT_PRIVILEGED_CAPABILITIES: (ci.launchConfig?.privilegedCapabilities ?? []).join(' '),
+            BERTH_AGENT_HOST_ACCESS: (ci.launchConfig?.hostAccess ?? []).join(' '),
             BERTH_AGENT_FIPS_REQUESTED: ci.launchConfig?.fips ? '1' : '0',
           },
         },

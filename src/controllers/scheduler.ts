@@ -20,7 +20,7 @@ import { instanceSnapshots, taskRequest } from './cluster-snapshot.js';
 import type { InstanceProvider } from '../providers/provider.js';
 import type { Store } from '../store/store.js';
 import type { Fleet } from './fleet.js';
-import { buildTaskSpec } from './task-spec.js';
+import { allowedOf, buildTaskSpec } from './task-spec.js';
 
 /** Instances one pass may launch: a burst is spread over a few passes. */
 export const MAX_LAUNCHES_PER_PASS = 20;
@@ -202,6 +202,7 @@ export class Scheduler {
         subnets,
         singleTaskMode: settings.singleTaskMode,
         privilegedCapabilities: settings.privilegedCapabilities,
+        hostAccess: settings.hostAccess,
         fips: template.fipsEnabled === true,
         attributes: AGENT_CAPABILITIES.map((name) => ({ name })),
       },
@@ -297,7 +298,7 @@ export class Scheduler {
       provider: {
         name: p.name, types: selectableTypes(template.instanceRequirements, this.hostArch),
         subnets: (template.networkConfiguration.subnets ?? []).map((subnetId) => ({ subnetId, availabilityZone: 'any' })),
-        singleTaskMode: settings.singleTaskMode, privilegedCapabilities: settings.privilegedCapabilities,
+        singleTaskMode: settings.singleTaskMode, privilegedCapabilities: settings.privilegedCapabilities, hostAccess: settings.hostAccess,
         fips: template.fipsEnabled === true, attributes: AGENT_CAPABILITIES.map((name) => ({ name })),
       },
       pending: [taskRequest(t, td.body, template.fipsEnabled === true)],
@@ -453,7 +454,7 @@ export class Scheduler {
         if (!td) continue;
         // Sealed secrets are opened here, as the spec goes to the agent (kms/secrets.ts).
         try {
-          specs.push(buildTaskSpec(t, td, ci.launchConfig?.privilegedCapabilities ?? [], this.o.ecs.taskDefinitions.secrets?.opener(idx.scope, t)));
+          specs.push(buildTaskSpec(t, td, allowedOf(ci), this.o.ecs.taskDefinitions.secrets?.opener(idx.scope, t)));
         } catch (e) {
           if (!(e instanceof Error) || !e.message.startsWith('ResourceInitializationError')) throw e;
           // The agent gets the task to stop (never to start), its secrets still sealed.
@@ -463,7 +464,7 @@ export class Scheduler {
             return x;
           });
           this.o.log(`scheduler: task ${t.id} cannot start: ${e.message}`);
-          if (cur) specs.push(buildTaskSpec(cur, td, ci.launchConfig?.privilegedCapabilities ?? []));
+          if (cur) specs.push(buildTaskSpec(cur, td, allowedOf(ci)));
         }
       }
       const registryForwards = await this.registryForwards(specs);

@@ -2,6 +2,7 @@
 // definition and the overrides: a pure function.
 import type { ContainerSpec, TaskSpec } from '../agent/protocol.js';
 import { normalizeCapability } from '../domain/capabilities.js';
+import type { ContainerInstanceRecord } from '../ecs/container-instances.js';
 import type { TaskRecord } from '../ecs/tasks.js';
 import { DEFAULT_STOP_TIMEOUT_SECONDS, type Json } from '../ecs/task-definition-rules.js';
 import type { TaskDefinitionRecord } from '../ecs/task-definitions.js';
@@ -26,7 +27,14 @@ function caps(list: string[] | undefined): string[] {
  */
 export type RevealSecret = (value: string, kind: 'environment' | 'secret', what: string) => string;
 
-export function buildTaskSpec(task: TaskRecord, td: TaskDefinitionRecord, allowedPrivilegedCapabilities: string[], reveal?: RevealSecret): TaskSpec {
+/** What the instance's provider allowed when the instance was launched (the agent checks against it). */
+export interface AllowedPrivileges { privilegedCapabilities: string[]; hostAccess: string[] }
+
+export function allowedOf(ci: ContainerInstanceRecord): AllowedPrivileges {
+  return { privilegedCapabilities: ci.launchConfig?.privilegedCapabilities ?? [], hostAccess: ci.launchConfig?.hostAccess ?? [] };
+}
+
+export function buildTaskSpec(task: TaskRecord, td: TaskDefinitionRecord, allowed: AllowedPrivileges, reveal?: RevealSecret): TaskSpec {
   const body = td.body;
   const overrides = new Map<string, Json>((task.overrides.containerOverrides ?? []).map((o: Json) => [o.name, o] as const));
   const containers: ContainerSpec[] = body.containerDefinitions.map((c: Json): ContainerSpec => {
@@ -64,6 +72,11 @@ export function buildTaskSpec(task: TaskRecord, td: TaskDefinitionRecord, allowe
       log: logDestination(td, c, task.cluster, task.id),
       pseudoTerminal: c.pseudoTerminal === true,
       interactive: c.interactive === true,
+      devices: (c.linuxParameters?.devices ?? []).map((d: Json) => ({
+        hostPath: d.hostPath, containerPath: d.containerPath ?? d.hostPath,
+        permissions: d.permissions?.length ? d.permissions : ['read', 'write', 'mknod'],
+      })),
+      systemControls: (c.systemControls ?? []).map((s: Json) => ({ namespace: s.namespace, value: s.value })),
     };
   });
   return {
@@ -77,9 +90,11 @@ export function buildTaskSpec(task: TaskRecord, td: TaskDefinitionRecord, allowe
     ...(task.cpu !== undefined ? { cpu: Number(task.cpu) } : {}),
     ...(task.memory !== undefined ? { memory: Number(task.memory) } : {}),
     ...(body.pidMode ? { pidMode: body.pidMode } : {}),
+    ...(body.ipcMode ? { ipcMode: body.ipcMode } : {}),
     containers,
     volumes: (body.volumes ?? []).map((v: Json) => ({ name: v.name, ...(v.host?.sourcePath ? { hostSourcePath: v.host.sourcePath } : {}) })),
-    allowedPrivilegedCapabilities,
+    allowedPrivilegedCapabilities: allowed.privilegedCapabilities,
+    allowedHostAccess: allowed.hostAccess,
     enableExecuteCommand: task.enableExecuteCommand,
     ...(task.desiredStatus === 'STOPPED' && task.stoppedReason ? { stopReason: task.stoppedReason } : {}),
     ...(task.stopCode ? { stopCode: task.stopCode } : {}),

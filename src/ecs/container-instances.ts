@@ -57,7 +57,7 @@ export interface ContainerInstanceRecord {
   /** What the agent reports about its container runtime. */
   runtimeHealth?: { status: 'OK' | 'IMPAIRED'; reason?: string };
   /** The provider's settings when the instance was launched (later changes apply to new instances). */
-  launchConfig?: { singleTaskMode: boolean; privilegedCapabilities: string[]; fips: boolean };
+  launchConfig?: { singleTaskMode: boolean; privilegedCapabilities: string[]; hostAccess?: string[]; fips: boolean };
 }
 
 /** Ports ECS reserves on every container instance. */

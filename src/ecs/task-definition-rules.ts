@@ -1,8 +1,10 @@
 // Task definition rules as pure functions: what RegisterTaskDefinition accepts, the
 // defaults AWS fills in, which launch types a definition is compatible with, and the
 // parameters managed instances do not support (each with a message saying what to change).
-import { clientException } from '../api/errors.js';
+import { clientException, invalidParameter } from '../api/errors.js';
 import { normalizeCapability } from '../domain/capabilities.js';
+import { HOST_ACCESS_TAG } from '../domain/provider-settings.js';
+import { sysctlProblem } from '../domain/sysctls.js';
 
 export type Json = Record<string, any>;
 
@@ -81,6 +83,12 @@ function checkContainer(c: Json, td: Json, names: Set<string>, volumeNames: Set<
       }
     }
   }
+  checkDevices(c);
+  for (const s of c.systemControls ?? []) {
+    if (!s.namespace || s.value === undefined) fail(`Invalid systemControls for container '${n}': every entry needs a namespace and a value.`);
+    const problem = sysctlProblem(String(s.namespace), td.networkMode, td.ipcMode);
+    if (problem) throw invalidParameter(`Container '${n}': ${problem}`);
+  }
   for (const mp of c.mountPoints ?? []) {
     if (!mp.sourceVolume || !volumeNames.has(mp.sourceVolume)) fail(`Invalid mountPoint for container '${n}': sourceVolume '${mp.sourceVolume ?? ''}' is not a volume of this task definition.`);
     if (!mp.containerPath || !String(mp.containerPath).startsWith('/')) fail(`Invalid mountPoint for container '${n}': containerPath must be an absolute path.`);
@@ -108,6 +116,25 @@ function checkContainer(c: Json, td: Json, names: Set<string>, volumeNames: Set<
     const key = `${pm.containerPort}/${pm.protocol ?? 'tcp'}`;
     if (ports.has(key)) fail(`Container '${n}' maps port ${key} more than once.`);
     ports.add(key);
+  }
+}
+
+const DEVICE_PERMISSIONS = ['read', 'write', 'mknod'];
+
+/** linuxParameters.devices: instance device nodes under /dev, mapped to absolute paths. */
+function checkDevices(c: Json): void {
+  for (const d of c.linuxParameters?.devices ?? []) {
+    const host = String(d.hostPath ?? '');
+    if (!host.startsWith('/dev/') || host.split('/').includes('..')) {
+      fail(`Invalid linuxParameters.devices hostPath '${host}' for container '${c.name}': it must be a device node under /dev/ (e.g. /dev/fuse).`);
+    }
+    const path = d.containerPath ?? host;
+    if (!String(path).startsWith('/') || String(path).split('/').includes('..')) {
+      fail(`Invalid linuxParameters.devices containerPath '${path}' for container '${c.name}': it must be an absolute path without '..'.`);
+    }
+    for (const p of d.permissions ?? []) {
+      if (!DEVICE_PERMISSIONS.includes(p)) fail(`Invalid linuxParameters.devices permission '${p}' for container '${c.name}': use read, write or mknod.`);
+    }
   }
 }
 
@@ -145,7 +172,9 @@ export function managedInstancesProblems(td: Json): string[] {
   if (mode !== 'awsvpc' && mode !== 'host') out.push(`networkMode '${mode}' is not supported on managed instances; use awsvpc or host.`);
   const os = td.runtimePlatform?.operatingSystemFamily;
   if (os !== undefined && os !== 'LINUX') out.push(`runtimePlatform.operatingSystemFamily '${os}' is not supported on managed instances; use LINUX.`);
-  if (td.ipcMode !== undefined) out.push('ipcMode is not supported on managed instances; remove it.');
+  // ipcMode host shares the instance's IPC namespace (needs the host-access opt-in); task and
+  // none would need a shared per-task IPC namespace, which Berth does not make.
+  if (td.ipcMode !== undefined && td.ipcMode !== 'host') out.push(`ipcMode '${td.ipcMode}' is not supported on managed instances; remove it (every task gets its own IPC namespace), or use host with the capacity provider tag ${HOST_ACCESS_TAG}=ipcMode:host.`);
   if (td.proxyConfiguration !== undefined) out.push('proxyConfiguration is not supported on managed instances; remove it.');
   if (td.ephemeralStorage !== undefined) out.push('ephemeralStorage is not supported on managed instances; size storage with the capacity provider\'s storageConfiguration instead.');
   if (td.inferenceAccelerators?.length) out.push('inferenceAccelerators are not supported on managed instances; remove them.');

@@ -8,6 +8,7 @@ const SHORT: Record<Reason, string> = {
   SINGLE_TASK: 'single-task instance already busy',
   FIPS: 'FIPS mismatch',
   PRIVILEGED_CAPABILITY: 'capability not allowed',
+  HOST_ACCESS: 'host access not allowed',
   'MISSING ATTRIBUTE': 'missing attribute',
   MEMBER_OF: 'memberOf constraint unsatisfied',
   DISTINCT_INSTANCE: 'distinctInstance constraint unsatisfied',

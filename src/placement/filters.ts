@@ -3,6 +3,7 @@
 // first filter that rejects it. Both the reference pipeline and the indexed engine use
 // exactly these functions, so they cannot disagree about what is feasible.
 import { isDefaultCapability, normalizeCapability } from '../domain/capabilities.js';
+import { HOST_ACCESS_TAG } from '../domain/provider-settings.js';
 import { compileQuery, isStaticQuery, QueryError, type CompiledQuery, type QueryTarget } from './query.js';
 import { fastPlan, normalizeStrategies, type FastPlan, type NormStrategy } from './strategies.js';
 import type { AttributeLike, CpuArchitecture, PlacementFailure, Reason, TaskRequest } from './types.js';
@@ -20,6 +21,7 @@ export interface InstanceState extends QueryTarget {
   readonly agentConnected: boolean;
   readonly arch: CpuArchitecture;
   readonly caps: ReadonlySet<string>;
+  readonly hostAccess: ReadonlySet<string>;
   readonly fips: boolean;
   readonly singleTask: boolean;
   readonly registeredCpu: number;
@@ -46,6 +48,7 @@ export interface PreparedTask {
   readonly awsvpc: boolean;
   readonly arch: CpuArchitecture | undefined;
   readonly caps: readonly string[];
+  readonly hostAccess: readonly string[];
   readonly requires: readonly AttributeLike[];
   readonly memberOf: readonly CompiledQuery[];
   /** A memberOf query that reservations cannot change: the engine searches an index of its matches. */
@@ -98,6 +101,15 @@ const privileged: Filter = {
     const missing = t.caps.filter((c) => !i.caps.has(c));
     return `does not allow the Linux capabilit${missing.length === 1 ? 'y' : 'ies'} ${missing.join(', ')} (its capacity provider did not opt in)`;
   },
+};
+
+const hostAccess: Filter = {
+  reason: 'HOST_ACCESS',
+  rejects: (t, i) => {
+    for (const k of t.hostAccess) if (!i.hostAccess.has(k)) return true;
+    return false;
+  },
+  detail: (t, i) => `does not allow host access ${t.hostAccess.filter((k) => !i.hostAccess.has(k)).join(', ')} (its capacity provider did not opt in with the tag ${HOST_ACCESS_TAG})`,
 };
 
 function missingAttribute(t: PreparedTask, i: InstanceState): string | undefined {
@@ -168,7 +180,7 @@ const eni: Filter = {
 
 /** Every filter, in the order they run. */
 export const FILTERS: readonly Filter[] = [
-  instanceStatus, singleTask, fips, privileged, attribute, memberOf, distinctInstance, cpu, memory, ports, eni,
+  instanceStatus, singleTask, fips, privileged, hostAccess, attribute, memberOf, distinctInstance, cpu, memory, ports, eni,
 ];
 
 /** Index of the first filter that rejects, or -1 when the instance can take the task. */
@@ -251,6 +263,7 @@ export function prepareTask(req: TaskRequest): PreparedTask {
     awsvpc: req.awsvpc ?? false,
     arch,
     caps: privilegedOnly(req.privilegedCapabilities),
+    hostAccess: req.hostAccess?.length ? [...req.hostAccess].sort() : NONE,
     requires: req.requiresAttributes ?? NONE_ATTRS,
     memberOf: memberOfQ,
     indexQuery: memberOfQ.find(isStaticQuery),

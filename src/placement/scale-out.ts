@@ -19,7 +19,7 @@
 //      then planned) among those the class may use.
 import type { InstanceType } from '../domain/instance-types.js';
 import { ecsArchitecture } from '../domain/instance-types.js';
-import { PRIVILEGED_TAG } from '../domain/provider-settings.js';
+import { HOST_ACCESS_TAG, PRIVILEGED_TAG } from '../domain/provider-settings.js';
 import { FILTERS, firstRejection, prepareTask, type PreparedTask } from './filters.js';
 import { registeredCpu, registeredMemory, taskEnis } from './instance-selection.js';
 import { packItems, type BinType, type PackItem } from './packing.js';
@@ -37,6 +37,8 @@ export interface ScaleOutProvider {
   subnets: readonly SubnetOption[];
   singleTaskMode: boolean;
   privilegedCapabilities: readonly string[];
+  /** Host access the provider allows (berth:host-access); none when unset. */
+  hostAccess?: readonly string[];
   fips: boolean;
   /** Attributes every new instance's agent reports (ecs.capability.*, …), for requiresAttributes. */
   attributes?: readonly AttributeLike[];
@@ -94,12 +96,12 @@ function hypothetical(p: ScaleOutProvider, type: InstanceType, subnet: SubnetOpt
     eniMax: taskEnis(type), eniUsed: 0, runningTasksCount: 0, singleTask: p.singleTaskMode,
     availabilityZone: subnet.availabilityZone, subnetId: subnet.subnetId, instanceType: type.name,
     architecture: ecsArchitecture(type.architecture), ...(p.attributes ? { attributes: p.attributes } : {}),
-    privilegedCapabilities: p.privilegedCapabilities, fips: p.fips,
+    privilegedCapabilities: p.privilegedCapabilities, hostAccess: p.hostAccess ?? [], fips: p.fips,
   };
 }
 
 function staticKey(t: PreparedTask): string {
-  return JSON.stringify([t.arch ?? '', t.caps, t.requires, (t.req.constraints ?? []).filter((c) => c.type === 'memberOf').map((c) => c.expression),
+  return JSON.stringify([t.arch ?? '', t.caps, t.hostAccess, t.requires, (t.req.constraints ?? []).filter((c) => c.type === 'memberOf').map((c) => c.expression),
     t.subnets ? [...t.subnets].sort() : null, t.fipsRequired]);
 }
 
@@ -122,6 +124,11 @@ function cannotRun(p: ScaleOutProvider, t: PreparedTask, options: readonly Optio
     case 'PRIVILEGED_CAPABILITY': {
       const missing = t.caps.filter((c) => !p.privilegedCapabilities.includes(c));
       message = `The task adds the Linux capabilit${missing.length === 1 ? 'y' : 'ies'} ${missing.join(', ')}, which capacity provider ${p.name} does not allow. Allow ${missing.length === 1 ? 'it' : 'them'} with the tag ${PRIVILEGED_TAG} on the capacity provider (e.g. ${missing.join('+')}).`;
+      break;
+    }
+    case 'HOST_ACCESS': {
+      const missing = t.hostAccess.filter((k) => !(p.hostAccess ?? []).includes(k));
+      message = `The task needs host access ${missing.join(', ')}, which capacity provider ${p.name} does not allow: it reaches beyond the task (the instance's processes, IPC or devices). Allow it with the tag ${HOST_ACCESS_TAG} on the capacity provider (e.g. ${HOST_ACCESS_TAG}=${missing.join('+')}).`;
       break;
     }
     case 'MISSING ATTRIBUTE':

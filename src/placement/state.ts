@@ -19,7 +19,7 @@ export function toState(s: InstanceSnapshot, idx: number): StateRecord {
   return {
     idx, snap: s, id: s.id, provider: s.providerName, az: s.availabilityZone, subnet: s.subnetId,
     instanceType: s.instanceType, status: s.status, agentConnected: s.agentConnected, arch: s.architecture,
-    caps: new Set(privilegedOnly(s.privilegedCapabilities)), fips: s.fips, singleTask: s.singleTask,
+    caps: new Set(privilegedOnly(s.privilegedCapabilities)), hostAccess: new Set(s.hostAccess ?? []), fips: s.fips, singleTask: s.singleTask,
     registeredCpu: s.registeredCpu, registeredMemory: s.registeredMemory, eniMax: s.eniMax,
     attrs: attributeMap({ ...(s.attributes ? { attributes: s.attributes } : {}), availabilityZone: s.availabilityZone, subnetId: s.subnetId, instanceType: s.instanceType, architecture: s.architecture }),
     groups, tcp: new Set(s.tcpPortsUsed ?? []), udp: new Set(s.udpPortsUsed ?? []),

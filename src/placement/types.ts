@@ -11,6 +11,7 @@ export const REASONS = [
   'SINGLE_TASK',
   'FIPS',
   'PRIVILEGED_CAPABILITY',
+  'HOST_ACCESS',
   'MISSING ATTRIBUTE',
   'MEMBER_OF',
   'DISTINCT_INSTANCE',
@@ -63,6 +64,8 @@ export interface InstanceSnapshot {
   attributes?: readonly AttributeLike[] | Readonly<Record<string, string>>;
   /** Capabilities outside Docker's default set that the instance's provider allowed at launch. */
   privilegedCapabilities: readonly string[];
+  /** Host access (`pidMode:host`, `ipcMode:host`, `devices`) the instance's provider allowed at launch; none when unset. */
+  hostAccess?: readonly string[];
   /** The instance runs a FIPS-140 kernel (a FIPS provider's instance). */
   fips: boolean;
 }
@@ -90,6 +93,8 @@ export interface TaskRequest {
   strategy?: readonly PlacementStrategy[];
   /** Capabilities outside Docker's default set the task adds (`privileged: true` = all of them). */
   privilegedCapabilities?: readonly string[];
+  /** Host access the task asks for (`pidMode:host`, `ipcMode:host`, `devices`). */
+  hostAccess?: readonly string[];
   /** The task definition's requiresAttributes. */
   requiresAttributes?: readonly AttributeLike[];
   /** Task group (`service:<name>` or `family:<family>` by default); spread and distinctInstance count per group. */

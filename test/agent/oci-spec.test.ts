@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES, PRIVILEGED_CAPABILITIES } from '../../src/domain/capabilities.js';
-import { ContainerSpecError, PrivilegedCapabilityError } from '../../src/agent/runtime/errors.js';
+import { ContainerSpecError, HostAccessError, PrivilegedCapabilityError } from '../../src/agent/runtime/errors.js';
 import type { HostFacts } from '../../src/agent/runtime/host-facts.js';
 import type { ImageConfig } from '../../src/agent/runtime/image-config.js';
 import {
@@ -22,15 +22,47 @@ const host: HostFacts = {
 const image: ImageConfig = { env: ['PATH=/usr/bin:/bin', 'LANG=C', 'A=image'], cmd: ['/bin/sh'], labels: {} };
 const seccompFor = (caps: readonly string[]): OciSeccomp => ({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: [`for:${caps.length}`], action: 'SCMP_ACT_ALLOW' }] });
 
+const fuse = (hostPath: string) => {
+  if (hostPath !== '/dev/fuse') throw new ContainerSpecError(`no ${hostPath}`);
+  return { type: 'c' as const, major: 10, minor: 229, fileMode: 0o600, uid: 0, gid: 0 };
+};
+
 function input(over: Partial<SpecInput> = {}, c = {}, t = {}): SpecInput {
   return {
     task: makeTask({ taskId: '0123456789abcdef0123456789abcdef', ...t }), container: makeContainer(c), image,
     rootfsPath: '/data/containers/x/rootfs', cgroupsPath: '/berth/i-1/task/x', passwd: PASSWD, group: GROUP, host, seccompFor,
-    instanceHostname: 'instance-1', volumePaths: {}, ...over,
+    instanceHostname: 'instance-1', volumePaths: {}, statDevice: fuse, ...over,
   };
 }
 
 describe('buildOciSpec', () => {
+  it('host access (pidMode/ipcMode host, devices) needs the provider opt-in, naming the tag', () => {
+    const dev = { devices: [{ hostPath: '/dev/fuse', containerPath: '/dev/f', permissions: ['read'] }] };
+    for (const [c, t, kind] of [[{}, { pidMode: 'host' }, 'pidMode:host'], [{}, { ipcMode: 'host' }, 'ipcMode:host'], [dev, {}, 'devices']] as const) {
+      assert.throws(() => buildOciSpec(input({}, c, t)), (e: Error) => e instanceof HostAccessError && e.message.includes('berth:host-access') && e.message.includes(kind));
+      assert.throws(() => buildOciSpec(input({}, c, { ...t, allowedHostAccess: ['devices', 'pidMode:host', 'ipcMode:host'].filter((k) => k !== kind) })), HostAccessError);
+    }
+  });
+
+  it('devices: the node and a devices-cgroup rule with exactly the permissions asked for', () => {
+    const s = buildOciSpec(input({}, { devices: [{ hostPath: '/dev/fuse', containerPath: '/dev/f', permissions: ['read', 'mknod'] }] }, { allowedHostAccess: ['devices'] }));
+    assert.deepEqual(s.linux.devices, [{ path: '/dev/f', type: 'c', major: 10, minor: 229, fileMode: 0o600, uid: 0, gid: 0 }]);
+    assert.deepEqual(s.linux.resources.devices, [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 10, minor: 229, access: 'rm' }]);
+    assert.throws(() => buildOciSpec(input({}, { devices: [{ hostPath: '/dev/nope', containerPath: '/dev/n', permissions: ['read'] }] }, { allowedHostAccess: ['devices'] })), ContainerSpecError);
+    assert.throws(() => buildOciSpec(input({}, { devices: [{ hostPath: '/etc/../dev/fuse', containerPath: '/dev/f', permissions: ['read'] }] }, { allowedHostAccess: ['devices'] })), ContainerSpecError);
+    assert.equal(buildOciSpec(input()).linux.devices, undefined);
+  });
+
+  it('systemControls: namespaced sysctls only; net.* not in host network mode, IPC ones not with ipcMode host', () => {
+    const aws = { networkMode: 'awsvpc', network: { netnsPath: '/run/netns/t1', ipv4Address: '10.0.0.2', gateway: '10.0.0.1', prefixLength: 24 } };
+    const s = buildOciSpec(input({}, { systemControls: [{ namespace: 'net.ipv4.ip_forward', value: '1' }, { namespace: 'kernel.shmmni', value: '9' }] }, aws));
+    assert.deepEqual(s.linux.sysctl, { 'net.ipv4.ip_forward': '1', 'kernel.shmmni': '9' });
+    assert.throws(() => buildOciSpec(input({}, { systemControls: [{ namespace: 'net.ipv4.ip_forward', value: '1' }] })), /host network mode/);
+    assert.throws(() => buildOciSpec(input({}, { systemControls: [{ namespace: 'kernel.panic', value: '1' }] }, aws)), /kernel\.panic/);
+    assert.throws(() => buildOciSpec(input({}, { systemControls: [{ namespace: 'kernel.sem', value: '1' }] }, { ipcMode: 'host', allowedHostAccess: ['ipcMode:host'] })), /ipcMode host/);
+    assert.equal(buildOciSpec(input()).linux.sysctl, undefined);
+  });
+
   it("secure defaults: Docker's 14 capabilities, no inheritable/ambient, masks, NNP, seccomp, no rlimits, no label", () => {
     const s = buildOciSpec(input());
     assert.deepEqual(new Set(s.process.capabilities.bounding), new Set(DEFAULT_CAPABILITIES));
@@ -60,7 +92,8 @@ describe('buildOciSpec', () => {
     assert.equal(hostMode.linux.namespaces.some((n) => n.type === 'network'), false);
     assert.equal(hostMode.hostname, 'instance-1');
     assert.throws(() => buildOciSpec(input({}, {}, { networkMode: 'awsvpc' })), ContainerSpecError);
-    assert.equal(buildOciSpec(input({}, {}, { pidMode: 'host' })).linux.namespaces.some((n) => n.type === 'pid'), false);
+    assert.equal(buildOciSpec(input({}, {}, { pidMode: 'host', allowedHostAccess: ['pidMode:host'] })).linux.namespaces.some((n) => n.type === 'pid'), false);
+    assert.equal(buildOciSpec(input({}, {}, { ipcMode: 'host', allowedHostAccess: ['ipcMode:host'] })).linux.namespaces.some((n) => n.type === 'ipc'), false);
     assert.deepEqual(buildOciSpec(input({ pidNamespacePath: '/proc/42/ns/pid' })).linux.namespaces[0], { type: 'pid', path: '/proc/42/ns/pid' });
   });
 

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { DEFAULT_CAPABILITIES } from '../../src/domain/capabilities.js';
-import { DEFAULT_SECCOMP_PROFILE, SeccompProfiles, convertSeccompProfile, kernelAtLeast, type OciSeccomp, type SourceProfile } from '../../src/agent/runtime/seccomp.js';
+import {
+  CLONE_NAMESPACE_FLAGS, DEFAULT_SECCOMP_PROFILE, SeccompProfiles, convertSeccompProfile, kernelAtLeast, withDockerNamespaceRules,
+  type OciSeccomp, type SourceProfile,
+} from '../../src/agent/runtime/seccomp.js';
 
 const actionsFor = (p: OciSeccomp, name: string) => p.syscalls.filter((r) => r.names.includes(name)).map((r) => `${r.action}${r.errnoRet !== undefined ? `:${r.errnoRet}` : ''}${r.args ? `/${r.args.length}args` : ''}`);
 
@@ -81,5 +84,24 @@ describe('seccomp conversion (the installed containers-common profile)', { skip:
     const a = cache.forCapabilities(['CAP_CHOWN', 'CAP_KILL']);
     assert.equal(cache.forCapabilities(['CAP_KILL', 'CAP_CHOWN']), a);
     assert.notEqual(cache.forCapabilities(['CAP_KILL']), a);
+  });
+
+  it("Docker's namespace rules: no unshare, setns, mount or namespace clone without CAP_SYS_ADMIN", () => {
+    const docker = withDockerNamespaceRules(raw);
+    const p = convertSeccompProfile(docker, DEFAULT_CAPABILITIES, 'amd64', '6.1.0');
+    for (const n of ['unshare', 'setns', 'mount', 'umount2', 'pivot_root']) assert.deepEqual(actionsFor(p, n), ['SCMP_ACT_ERRNO:1'], n);
+    assert.deepEqual(actionsFor(p, 'clone3'), ['SCMP_ACT_ERRNO:38']);
+    assert.deepEqual(p.syscalls.filter((r) => r.names.includes('clone')).map((r) => r.args), [[{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }]]);
+    assert.deepEqual(convertSeccompProfile(docker, DEFAULT_CAPABILITIES, 's390x', '6.1.0').syscalls.filter((r) => r.names.includes('clone')).map((r) => r.args?.[0]?.index), [1]);
+    const admin = convertSeccompProfile(docker, [...DEFAULT_CAPABILITIES, 'CAP_SYS_ADMIN'], 'amd64', '6.1.0');
+    for (const n of ['unshare', 'setns', 'mount', 'clone', 'clone3']) assert.deepEqual(actionsFor(admin, n), ['SCMP_ACT_ALLOW'], n);
+    // Everything else of the profile is kept.
+    assert.deepEqual(actionsFor(p, 'bpf'), ['SCMP_ACT_ERRNO:1']);
+    assert.ok(actionsFor(p, 'read').includes('SCMP_ACT_ALLOW'));
+  });
+
+  it('SeccompProfiles applies the namespace rules', () => {
+    const p = new SeccompProfiles(DEFAULT_SECCOMP_PROFILE, 'amd64', '6.1.0').forCapabilities(DEFAULT_CAPABILITIES);
+    assert.deepEqual(actionsFor(p, 'unshare'), ['SCMP_ACT_ERRNO:1']);
   });
 });

@@ -26,8 +26,13 @@ test('slot networks: bridge, subnet and gateway per slot; names fit the kernel l
 });
 
 test('instance limits follow the instance type', () => {
-  assert.deepEqual(limitsFor(2, 1024), { memoryBytes: 1024 ** 3, cpuPeriodUs: 100_000, cpuQuotaUs: 200_000, cpuShares: 2048, pidsMax: 4096 });
+  assert.deepEqual(limitsFor(2, 1024), {
+    memoryBytes: 1024 ** 3, cpuPeriodUs: 100_000, cpuQuotaUs: 200_000, cpuShares: 2048, pidsMax: 4096,
+    // The tasks' share leaves the agent and runtime their reserve.
+    tasksMemoryBytes: (1024 - 256) * 1024 ** 2, tasksPidsMax: 4096 - 512,
+  });
   assert.equal(limitsFor(16, 65536).pidsMax, 16384);
+  assert.equal(limitsFor(16, 65536).tasksPidsMax, 16384 - 2048);
 });
 
 test('registry forwards only accept loopback addresses', () => {

@@ -183,7 +183,11 @@ exec sleep 1000
     assert.equal(cg('cpu', 'cpu.cfs_period_us'), '100000');
     assert.equal(cg('cpu', 'cpu.shares'), '2048');
     assert.equal(cg('pids', 'pids.max'), '4096');
+    // The tasks' pool keeps a reserve for the agent and runtime.
+    assert.equal(cg('pids', 'workloads/pids.max'), String(4096 - 512));
+    assert.equal(cg('memory', 'workloads/memory.limit_in_bytes'), String((1024 - 256) * 1024 * 1024));
     assert.notEqual(cg('cpuset', 'cpuset.cpus'), '');
+    assert.notEqual(cg('cpuset', 'workloads/cpuset.cpus'), '');
     for (const h of ['systemd', 'unified']) assert.ok(existsSync(`/sys/fs/cgroup/${h}/berth/${inst.instanceId}`), h);
     const procs = cg('pids', 'cgroup.procs').split('\n').map(Number);
     assert.ok(procs.includes(inst.initPid), 'init is in the instance cgroup');

@@ -147,6 +147,7 @@ test('scale-out: tasks that can never fit are reported at once, with why', () =>
       { id: 'huge', cpu: 512, memory: 500_000 },
       { id: 'arm', cpu: 256, memory: 512, cpuArchitecture: 'ARM64' },
       { id: 'cap', cpu: 256, memory: 512, privilegedCapabilities: ['CAP_SYS_ADMIN'] },
+      { id: 'host', cpu: 256, memory: 512, hostAccess: ['pidMode:host', 'devices'] },
       { id: 'type', cpu: 256, memory: 512, constraints: [{ type: 'memberOf', expression: 'attribute:ecs.instance-type == c5.large' }] },
       { id: 'subnet', cpu: 256, memory: 512, subnets: ['s9'] },
       { id: 'attr', cpu: 256, memory: 512, requiresAttributes: [{ name: 'ecs.capability.efs' }] },
@@ -154,13 +155,16 @@ test('scale-out: tasks that can never fit are reported at once, with why', () =>
     ],
   });
   const why = Object.fromEntries(plan.unplaceable.map((u) => [u.taskId, u]));
-  assert.deepEqual(Object.keys(why).sort(), ['arm', 'attr', 'cap', 'huge', 'subnet', 'type']);
+  assert.deepEqual(Object.keys(why).sort(), ['arm', 'attr', 'cap', 'host', 'huge', 'subnet', 'type']);
   assert.equal(why.huge!.reason, 'RESOURCE:MEMORY');
   assert.match(stoppedReason(why.huge!), /RESOURCE:MEMORY: the task needs .* more than the largest instance type/);
   assert.equal(why.arm!.reason, 'MISSING ATTRIBUTE');
   assert.match(why.arm!.message, /requires runtimePlatform.cpuArchitecture ARM64, but capacity provider p can only launch X86_64 instances/);
   assert.equal(why.cap!.reason, 'PRIVILEGED_CAPABILITY');
   assert.match(why.cap!.message, /CAP_SYS_ADMIN, which capacity provider p does not allow\. Allow it with the tag berth:privileged-capabilities/);
+  assert.equal(why.host!.reason, 'HOST_ACCESS');
+  assert.match(why.host!.message, /host access devices, pidMode:host, which capacity provider p does not allow.*berth:host-access=devices\+pidMode:host/);
+  assert.equal(planScaleOut({ provider: provider({ hostAccess: ['pidMode:host', 'devices'] }), pending: [{ id: 'h', cpu: 1, memory: 1, hostAccess: ['pidMode:host'] }] }).unplaceable.length, 0);
   assert.equal(why.type!.reason, 'MEMBER_OF');
   assert.match(why.subnet!.message, /None of the task's subnets \(s9\) belongs to capacity provider p/);
   assert.match(why.attr!.message, /lacks the attribute ecs.capability.efs/);

@@ -32,7 +32,9 @@ test('task cpu and memory accept units and vCPU/GB forms', () => {
 
 test('rejects what managed instances do not support, saying what to change', () => {
   reject({ ...mi, networkMode: 'bridge' }, /networkMode 'bridge' is not supported on managed instances; use awsvpc or host/);
-  reject({ ...mi, ipcMode: 'host' }, /ipcMode is not supported/);
+  reject({ ...mi, ipcMode: 'task' }, /ipcMode 'task' is not supported on managed instances.*berth:host-access=ipcMode:host/);
+  reject({ ...mi, ipcMode: 'none' }, /ipcMode 'none' is not supported/);
+  assert.equal(normalizeTaskDefinition({ ...mi, ipcMode: 'host' }).body.ipcMode, 'host'); // gated by the provider, at placement
   reject({ ...mi, ephemeralStorage: { sizeInGiB: 30 } }, /ephemeralStorage is not supported/);
   reject({ ...mi, containerDefinitions: [{ ...base.containerDefinitions[0], dnsServers: ['1.1.1.1'] }] }, /dnsServers is not supported/);
   reject({ ...mi, containerDefinitions: [{ ...base.containerDefinitions[0], linuxParameters: { sharedMemorySize: 64 } }] }, /linuxParameters.sharedMemorySize/);
@@ -70,4 +72,19 @@ test('dependsOn must name other containers, need health checks for HEALTHY, and 
 
 test('the 64 KiB size limit is enforced', () => {
   reject({ ...base, containerDefinitions: [{ ...base.containerDefinitions[0], environment: [{ name: 'BIG', value: 'x'.repeat(70_000) }] }] }, /maximum is 65536 bytes/);
+});
+
+test('linuxParameters.devices and systemControls: checked at registration', () => {
+  const c = base.containerDefinitions[0];
+  const withC = (extra: object) => ({ ...mi, containerDefinitions: [{ ...c, ...extra }] });
+  reject(withC({ linuxParameters: { devices: [{ hostPath: '/etc/passwd' }] } }), /hostPath '\/etc\/passwd'.*under \/dev\//);
+  reject(withC({ linuxParameters: { devices: [{ hostPath: '/dev/fuse', containerPath: 'fuse' }] } }), /containerPath 'fuse'/);
+  reject(withC({ linuxParameters: { devices: [{ hostPath: '/dev/fuse', permissions: ['execute'] }] } }), /permission 'execute'/);
+  assert.ok(normalizeTaskDefinition(withC({ linuxParameters: { devices: [{ hostPath: '/dev/fuse', permissions: ['read'] }] } })));
+  const sysctl = (namespace: string, extra: object = {}) => ({ ...mi, ...extra, containerDefinitions: [{ ...c, systemControls: [{ namespace, value: '1' }] }] });
+  assert.throws(() => normalizeTaskDefinition(sysctl('kernel.panic')), (e: Error) => e.name === 'InvalidParameterException' && /kernel\.panic.*not a namespaced sysctl/.test(e.message));
+  assert.throws(() => normalizeTaskDefinition(sysctl('net.ipv4.ip_forward', { networkMode: 'host' })), (e: Error) => e.name === 'InvalidParameterException' && /host network mode/.test(e.message));
+  assert.throws(() => normalizeTaskDefinition(sysctl('kernel.shmmax', { ipcMode: 'host' })), /ipcMode host/);
+  assert.ok(normalizeTaskDefinition(sysctl('net.ipv4.ip_forward', { networkMode: 'awsvpc' })));
+  assert.ok(normalizeTaskDefinition(sysctl('fs.mqueue.msg_max', { networkMode: 'host' })));
 });

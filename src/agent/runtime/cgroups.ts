@@ -21,7 +21,49 @@ export function assertCgroupV1(mount = CGROUP_MOUNT): void {
   }
 }
 
-export interface TaskLimits { memoryBytes?: number; cpuQuotaUs?: number; cpuPeriodUs?: number }
+export interface TaskLimits { memoryBytes?: number; cpuQuotaUs?: number; cpuPeriodUs?: number; pidsMax?: number }
+
+/** What all of an instance's tasks may use together: the limits of the runtime's cgroup root. */
+export interface TaskPool { pids?: number; memoryMiB?: number }
+
+const readLimit = (file: string): number | undefined => {
+  try {
+    const n = Number(readFileSync(file, 'utf8').trim());
+    // 'max' (pids) and the near-2^63 "unlimited" of memory mean no limit.
+    return Number.isFinite(n) && n > 0 && n < 2 ** 52 ? n : undefined;
+  } catch { return undefined; }
+};
+
+export function readTaskPool(root: string, mount = CGROUP_MOUNT): TaskPool {
+  const pids = readLimit(join(mount, 'pids', root, 'pids.max'));
+  const memory = readLimit(join(mount, 'memory', root, 'memory.limit_in_bytes'));
+  return { ...(pids ? { pids } : {}), ...(memory ? { memoryMiB: Math.floor(memory / 1024 / 1024) } : {}) };
+}
+
+/** Pids a task may have when the pool has no limit (ECS has no pids setting): a fork-bomb guard. */
+export const DEFAULT_TASK_PIDS = 4096;
+/** Every task may have at least this many, whatever its memory share. */
+export const MIN_TASK_PIDS = 256;
+
+/**
+ * A task's pids.max: its memory's share of the pool's pids (as its memory is its share of
+ * the instance's), at least MIN_TASK_PIDS, never the whole pool unless it has all the
+ * memory. So one task's fork bomb fails that task alone: its neighbours keep room to
+ * start containers, and the pool itself keeps the agent's reserve.
+ */
+export function taskPidsMax(taskMemoryMiB: number | undefined, pool: TaskPool): number {
+  if (!pool.pids) return DEFAULT_TASK_PIDS;
+  if (!taskMemoryMiB || !pool.memoryMiB) return Math.min(pool.pids, Math.max(MIN_TASK_PIDS, Math.floor(pool.pids / 4)));
+  const share = Math.floor(pool.pids * Math.min(1, taskMemoryMiB / pool.memoryMiB));
+  return Math.min(pool.pids, Math.max(MIN_TASK_PIDS, share));
+}
+
+/** The memory a task reserves: the task size, else its containers' hard limits or reservations. */
+export function taskMemoryMiB(task: { memory?: number; containers: { memory?: number; memoryReservation?: number }[] }): number | undefined {
+  if (task.memory) return task.memory;
+  const sum = task.containers.reduce((s, c) => s + (c.memory ?? c.memoryReservation ?? 0), 0);
+  return sum || undefined;
+}
 
 /**
  * Creates a task's cgroup in the memory and cpu hierarchies with the task-level limits (all
@@ -31,6 +73,7 @@ export interface TaskLimits { memoryBytes?: number; cpuQuotaUs?: number; cpuPeri
 export function ensureTaskCgroup(path: string, limits: TaskLimits, mount = CGROUP_MOUNT): void {
   for (const h of ['memory', 'cpu', 'cpuacct', 'pids']) mkdirSync(join(mount, h, path), { recursive: true });
   if (limits.memoryBytes) writeFileSync(join(mount, 'memory', path, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+  if (limits.pidsMax) writeFileSync(join(mount, 'pids', path, 'pids.max'), String(limits.pidsMax));
   if (limits.cpuQuotaUs) {
     writeFileSync(join(mount, 'cpu', path, 'cpu.cfs_period_us'), String(limits.cpuPeriodUs ?? 100_000));
     writeFileSync(join(mount, 'cpu', path, 'cpu.cfs_quota_us'), String(limits.cpuQuotaUs));

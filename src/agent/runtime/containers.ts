@@ -14,9 +14,10 @@ import { join } from 'node:path';
 import type { ContainerSpec, TaskSpec } from '../protocol.js';
 import { systemClock, type Clock } from '../../domain/clock.js';
 import { resolveBinaries, type Binaries } from './binaries.js';
-import { CGROUP_MOUNT, assertCgroupV1, ensureTaskCgroup, readOomKills, removeCgroup } from './cgroups.js';
+import { CGROUP_MOUNT, assertCgroupV1, ensureTaskCgroup, readOomKills, readTaskPool, removeCgroup, taskMemoryMiB, taskPidsMax, type TaskPool } from './cgroups.js';
 import { isConmonFor, pidAlive, readPidFile, readSync, spawnConmon } from './conmon.js';
 import { runtimeId } from './container-id.js';
+import { statDevice } from './devices.js';
 import { CannotStartContainerError, ContainerExistsError, NoSuchContainerError } from './errors.js';
 import { measureHostFacts, type HostFacts } from './host-facts.js';
 import type { PulledImage } from './images.js';
@@ -115,6 +116,8 @@ export class ContainerRuntime {
   private readonly clock: Clock;
   private readonly cgroupMount: string;
   private readonly seccomp: SeccompProfiles;
+  /** The limits all tasks share (the provider's tasks cgroup); each task gets its share of the pids. */
+  private readonly pool: TaskPool;
   private readonly watched = new Set<string>();
   /** Creates in flight in this process: list()/state() must not judge them half-made. */
   private readonly creating = new Set<string>();
@@ -141,6 +144,7 @@ export class ContainerRuntime {
     this.host = opts.host ?? measureHostFacts();
     this.clock = opts.clock ?? systemClock;
     this.runc = new Runc(this.binaries.runc, this.layout.runcRoot);
+    this.pool = readTaskPool(opts.cgroupRoot, this.cgroupMount);
     this.seccomp = new SeccompProfiles(opts.seccompProfile ?? DEFAULT_SECCOMP_PROFILE, this.host.arch, this.host.kernel);
     for (const d of [this.layout.runcRoot, this.layout.exitsDir, this.layout.socketsDir, this.layout.containersDir, this.layout.tasksDir, join(opts.dataDir, 'persist')]) {
       mkdirSync(d, { recursive: true });
@@ -184,7 +188,8 @@ export class ContainerRuntime {
       instanceHostname: hostname, volumePaths, etcFiles: etcPlanned,
       ...(this.binaries.tiniStatic ? { initBinary: this.binaries.tiniStatic } : {}),
       ...(opts.pidNamespacePath ? { pidNamespacePath: opts.pidNamespacePath } : {}),
-      ...(this.opts.pidsLimit ? { pidsLimit: this.opts.pidsLimit } : {}),
+      pidsLimit: this.opts.pidsLimit ?? taskPidsMax(taskMemoryMiB(task), this.pool),
+      statDevice,
     };
     buildOciSpec(specInput);
 
@@ -218,6 +223,7 @@ export class ContainerRuntime {
       ensureTaskCgroup(taskCgroupPath, {
         ...(task.memory ? { memoryBytes: task.memory * 1024 * 1024 } : {}),
         ...(task.cpu ? { cpuQuotaUs: cfsQuota(task.cpu), cpuPeriodUs: CFS_PERIOD_US } : {}),
+        ...(spec.linux.resources.pids ? { pidsMax: spec.linux.resources.pids.limit } : {}),
       }, this.cgroupMount);
       mkdirSync(L.persistDir(id), { recursive: true });
       rmSync(L.exitFile(id), { force: true });

@@ -18,6 +18,13 @@ export class PrivilegedCapabilityError extends RuntimeError {
   }
 }
 
+/** A container would get host access (pidMode/ipcMode host, devices) its capacity provider does not allow. */
+export class HostAccessError extends RuntimeError {
+  constructor(readonly container: string, readonly access: string[], message: string) {
+    super(message);
+  }
+}
+
 /** The task or container definition asks for something the runtime cannot build (bad user, ulimit, mount...). */
 export class ContainerSpecError extends RuntimeError {}
 

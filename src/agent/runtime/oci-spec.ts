@@ -7,11 +7,14 @@
 // containers-common seccomp profile converted for the final capability set.
 import type { ContainerSpec, TaskSpec } from '../protocol.js';
 import type { Capability } from '../../domain/capabilities.js';
+import { sysctlProblem } from '../../domain/sysctls.js';
 import { checkPrivilegedGate, resolveCapabilities } from './capability-set.js';
+import { deviceAccess, type DeviceNode } from './devices.js';
 import { ContainerSpecError } from './errors.js';
+import { checkHostAccessGate } from './host-access-gate.js';
 import type { HostFacts } from './host-facts.js';
 import type { ImageConfig } from './image-config.js';
-import { RLIM_INFINITY, type OciConfig, type OciMount, type OciNamespace, type OciResources, type OciRlimit } from './oci-types.js';
+import { RLIM_INFINITY, type OciConfig, type OciDevice, type OciMount, type OciNamespace, type OciResources, type OciRlimit } from './oci-types.js';
 import type { OciSeccomp } from './seccomp.js';
 import { resolveUser } from './users.js';
 
@@ -25,7 +28,7 @@ export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys'
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** Where Docker's `--init` puts its init; ECS's initProcessEnabled is that flag. */
 export const INIT_PATH_IN_CONTAINER = '/sbin/docker-init';
-/** Fork-bomb guard when the task says nothing (ECS has no pids setting). */
+/** Fork-bomb guard when the runtime passes no task share (ECS has no pids setting; see cgroups.ts taskPidsMax). */
 export const DEFAULT_PIDS_LIMIT = 4096;
 /** The CFS period ECS's agent uses for task-level CPU limits. */
 export const CFS_PERIOD_US = 100_000;
@@ -66,7 +69,10 @@ export interface SpecInput {
   initBinary?: string;
   /** Join this PID namespace (pidMode "task": the task's shared namespace) instead of a new one. */
   pidNamespacePath?: string;
+  /** The task's pids share (cgroups.ts taskPidsMax); each container gets it as its ceiling too. */
   pidsLimit?: number;
+  /** Stats an instance device node for linuxParameters.devices (devices.ts statDevice). */
+  statDevice: (hostPath: string) => DeviceNode;
 }
 
 /** awsvpc containers are named after their task, like Docker names a container by its id prefix. */
@@ -96,6 +102,9 @@ export function buildOciSpec(input: SpecInput): OciConfig {
   // Capabilities, then the privilege gate, before anything else: refusing early is cheap.
   const caps = resolveCapabilities(c, host.boundingCapabilities);
   checkPrivilegedGate(c, caps, task.allowedPrivilegedCapabilities);
+  checkHostAccessGate(task, c);
+  const sysctl = sysctls(input);
+  const devices = (c.devices ?? []).map((d) => device(name, d, input.statDevice));
 
   const user = resolveUser(name, c.user ?? image.user, input.passwd, input.group);
   let args = processArgs(c, image);
@@ -122,7 +131,8 @@ export function buildOciSpec(input: SpecInput): OciConfig {
 
   // Docker's privileged mode drops the masks and the seccomp filter: with CAP_SYS_ADMIN the
   // container could unmount the masks anyway. We keep the seccomp filter (converted for the
-  // full set it allows nearly everything) and never pass host devices in (see README.md).
+  // full set it allows nearly everything) and pass host devices in only as the definition's
+  // linuxParameters.devices, with the provider's opt-in (see README.md).
   const privileged = c.privileged;
 
   const config: OciConfig = {
@@ -148,11 +158,13 @@ export function buildOciSpec(input: SpecInput): OciConfig {
     },
     linux: {
       cgroupsPath: input.cgroupsPath,
-      resources: resources(input),
+      resources: resources(input, devices),
       namespaces: namespaces(input),
       maskedPaths: privileged ? [] : [...MASKED_PATHS],
       readonlyPaths: privileged ? [] : [...READONLY_PATHS],
       seccomp: input.seccompFor(caps),
+      ...(devices.length ? { devices: devices.map((d) => d.node) } : {}),
+      ...(Object.keys(sysctl).length ? { sysctl } : {}),
     },
   };
   const rlimits = ulimits(name, c.ulimits, host.hardLimits);
@@ -223,12 +235,12 @@ function volumeMounts(input: SpecInput): OciMount[] {
 function namespaces(input: SpecInput): OciNamespace[] {
   const { task } = input;
   const ns: OciNamespace[] = [];
-  // pidMode "host" shares the instance's PID namespace (the agent's): ECS allows it. On a
-  // local instance that is the instance's own namespace, never the machine's, but the
-  // container can see (and, as root with CAP_KILL, signal) every process of the instance,
-  // including other tasks' and the agent. Documented in the report; gated nowhere yet.
+  // pidMode/ipcMode "host" share the instance's namespace (the agent's): the container can see
+  // (and, as root with CAP_KILL, signal) every process of the instance, the agent's and other
+  // tasks' included. Never the machine's, but only with the provider's opt-in (checkHostAccessGate).
   if (task.pidMode !== 'host') ns.push(input.pidNamespacePath ? { type: 'pid', path: input.pidNamespacePath } : { type: 'pid' });
-  ns.push({ type: 'ipc' }, { type: 'uts' }, { type: 'mount' });
+  if (task.ipcMode !== 'host') ns.push({ type: 'ipc' });
+  ns.push({ type: 'uts' }, { type: 'mount' });
   if (task.networkMode === 'awsvpc') {
     if (!task.network?.netnsPath) throw new ContainerSpecError(`Task ${task.taskId} uses awsvpc but has no network namespace attached yet.`);
     ns.push({ type: 'network', path: task.network.netnsPath });
@@ -237,11 +249,38 @@ function namespaces(input: SpecInput): OciNamespace[] {
   return ns;
 }
 
-function resources(input: SpecInput): OciResources {
+/** A linuxParameters.devices entry: the node runc creates, and its devices-cgroup rule. */
+function device(container: string, d: NonNullable<ContainerSpec['devices']>[number], stat: SpecInput['statDevice']): { node: OciDevice; access: string } {
+  const path = d.containerPath || d.hostPath;
+  if (!path.startsWith('/') || path.split('/').includes('..')) {
+    throw new ContainerSpecError(`Container '${container}': device containerPath '${path}' must be an absolute path without '..'.`);
+  }
+  if (!d.hostPath.startsWith('/dev/') || d.hostPath.split('/').includes('..')) {
+    throw new ContainerSpecError(`Container '${container}': device hostPath '${d.hostPath}' must be a device node under /dev/.`);
+  }
+  const n = stat(d.hostPath);
+  const access = deviceAccess(d.permissions);
+  if (!access) throw new ContainerSpecError(`Container '${container}': device ${d.hostPath} has no permissions (use read, write and/or mknod).`);
+  return { node: { path, type: n.type, major: n.major, minor: n.minor, fileMode: n.fileMode, uid: n.uid, gid: n.gid }, access };
+}
+
+/** systemControls → linux.sysctl, namespaced sysctls only (checked at registration; again here). */
+function sysctls(input: SpecInput): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of input.container.systemControls ?? []) {
+    const problem = sysctlProblem(s.namespace, input.task.networkMode, input.task.ipcMode);
+    if (problem) throw new ContainerSpecError(`Container '${input.container.name}': ${problem}`);
+    out[s.namespace] = s.value;
+  }
+  return out;
+}
+
+function resources(input: SpecInput, devices: { node: OciDevice; access: string }[]): OciResources {
   const { task, container: c } = input;
   const r: OciResources = {
-    // runc adds its default allowed devices (null, zero, full, tty, random, urandom, pts...).
-    devices: [{ allow: false, access: 'rwm' }],
+    // runc adds its default allowed devices (null, zero, full, tty, random, urandom, pts...);
+    // then each mapped device with exactly the permissions asked for.
+    devices: [{ allow: false, access: 'rwm' }, ...devices.map((d) => ({ allow: true, type: d.node.type, major: d.node.major, minor: d.node.minor, access: d.access }))],
     cpu: { shares: cpuShares(c.cpu) },
     pids: { limit: input.pidsLimit ?? DEFAULT_PIDS_LIMIT },
   };

@@ -18,6 +18,8 @@ export interface OciProcess {
   selinuxLabel?: string;
 }
 
+export interface OciDevice { path: string; type: 'c' | 'b'; major: number; minor: number; fileMode: number; uid: number; gid: number }
+
 export interface OciResources {
   devices: { allow: boolean; access: string; type?: string; major?: number; minor?: number }[];
   memory?: { limit?: number; reservation?: number };
@@ -40,6 +42,8 @@ export interface OciConfig {
     readonlyPaths: string[];
     seccomp?: OciSeccomp;
     mountLabel?: string;
+    devices?: OciDevice[];
+    sysctl?: Record<string, string>;
   };
 }
 

@@ -46,6 +46,45 @@ export function kernelAtLeast(kernel: string, min: string): boolean {
 const errnoNumber = (name?: string): number | undefined =>
   name ? (constants.errno as Record<string, number>)[name] : undefined;
 
+/**
+ * Namespace and mount syscalls, governed by Docker's rules below instead of the profile's:
+ * containers-common allows them to everyone (rootless podman needs user namespaces), which
+ * lets a default container create a user namespace and, as root in it, mount filesystems
+ * and reach kernel code paths (cgroup v1 release_agent among them) that need CAP_SYS_ADMIN.
+ */
+export const NAMESPACE_SYSCALLS = ['clone', 'clone3', 'unshare', 'setns', 'mount', 'umount', 'umount2', 'pivot_root'] as const;
+
+/** CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET (moby's mask). */
+export const CLONE_NAMESPACE_FLAGS = 0x7e020000;
+
+/**
+ * moby's default profile for those syscalls: with CAP_SYS_ADMIN all are allowed; without it
+ * clone only without namespace flags (the flags argument is the second one on s390), clone3
+ * fails with ENOSYS so libc falls back to clone (seccomp cannot read its struct argument),
+ * and unshare, setns, mount, umount and pivot_root fail with EPERM. A clone with namespace
+ * flags falls to the profile's default action (ENOSYS), as it does under Docker.
+ */
+export const NAMESPACE_RULES: readonly SourceRule[] = [
+  { names: [...NAMESPACE_SYSCALLS], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_ADMIN'] } },
+  { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }], excludes: { caps: ['CAP_SYS_ADMIN'], arches: ['s390', 's390x'] } },
+  { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 1, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }], includes: { arches: ['s390', 's390x'] }, excludes: { caps: ['CAP_SYS_ADMIN'] } },
+  { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errno: 'ENOSYS', excludes: { caps: ['CAP_SYS_ADMIN'] } },
+  { names: ['unshare', 'setns', 'mount', 'umount', 'umount2', 'pivot_root'], action: 'SCMP_ACT_ERRNO', errno: 'EPERM', excludes: { caps: ['CAP_SYS_ADMIN'] } },
+];
+
+const governed = new Set<string>(NAMESPACE_SYSCALLS);
+
+/** The profile with its own rules for the namespace syscalls replaced by NAMESPACE_RULES. */
+export function withDockerNamespaceRules(profile: SourceProfile): SourceProfile {
+  const syscalls: SourceRule[] = [];
+  for (const rule of profile.syscalls) {
+    const { name, ...rest } = rule;
+    const names = (rule.names?.length ? rule.names : name ? [name] : []).filter((n) => !governed.has(n));
+    if (names.length) syscalls.push({ ...rest, names });
+  }
+  return { ...profile, syscalls: [...syscalls, ...NAMESPACE_RULES] };
+}
+
 /** Pure conversion for one bounding set, GOARCH and kernel release. */
 export function convertSeccompProfile(profile: SourceProfile, boundingCaps: readonly string[], arch: string, kernel: string): OciSeccomp {
   const caps = new Set(boundingCaps);
@@ -96,7 +135,7 @@ export class SeccompProfiles {
     const key = [...caps].sort().join(',');
     let p = this.cache.get(key);
     if (!p) {
-      this.source ??= JSON.parse(readFileSync(this.path, 'utf8')) as SourceProfile;
+      this.source ??= withDockerNamespaceRules(JSON.parse(readFileSync(this.path, 'utf8')) as SourceProfile);
       p = convertSeccompProfile(this.source, caps, this.arch, this.kernel);
       this.cache.set(key, p);
     }

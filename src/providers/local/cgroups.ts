@@ -2,12 +2,31 @@
 // `name=systemd` and cgroup2 `unified` hierarchies of a hybrid host, where runc also creates
 // its directories), sized from the instance type. Containers nest below it (runc creates
 // `/berth/<instanceId>/<task>`), so the instance limits apply to them hierarchically.
+//
+// The tasks go one level lower, in `/berth/<instanceId>/workloads`, whose pids and memory limits
+// leave a reserve for the agent, conmon and runc that no task can consume: a fork bomb or a
+// memory hog fills the tasks' share, never the instance, so runc keeps working and the
+// instance stays healthy (issue 11: a bomb used to exhaust the instance's pids and get the
+// instance and its neighbours' tasks repaired away).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { RESERVED_MEMORY_MIB } from '../../placement/instance-selection.js';
 import { killQuietly, sleep } from './exec.js';
 
 export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'devices', 'freezer', 'blkio'] as const;
 const NAMED_HIERARCHIES = ['systemd', 'unified'];
+
+/**
+ * Pids no task can take: the agent (node threads), a conmon per container (conmon stays in
+ * the agent's cgroup), runc and its children, health checks and exec sessions. An eighth of
+ * the instance's, at least 512: more tasks fit on bigger instances, each with its conmon.
+ */
+export function reservedPids(pidsMax: number): number {
+  return Math.max(512, Math.floor(pidsMax / 8));
+}
+/** The child of the instance cgroup every task's cgroup lives in. */
+// Not 'tasks': every v1 cgroup directory already has a file of that name.
+export const TASKS_CGROUP = 'workloads';
 
 export interface CgroupLimits {
   memoryBytes: number;
@@ -15,15 +34,22 @@ export interface CgroupLimits {
   cpuQuotaUs: number;
   cpuShares: number;
   pidsMax: number;
+  /** Limits of `<instance>/workloads`: the instance's minus the agent's and runtime's reserve. */
+  tasksMemoryBytes?: number;
+  tasksPidsMax?: number;
 }
 
 export function limitsFor(vcpu: number, memoryMiB: number): CgroupLimits {
+  const pidsMax = Math.max(4096, vcpu * 1024);
   return {
     memoryBytes: memoryMiB * 1024 * 1024,
     cpuPeriodUs: 100_000,
     cpuQuotaUs: Math.max(1, Math.round(vcpu * 100_000)),
     cpuShares: Math.max(2, Math.round(vcpu * 1024)),
-    pidsMax: Math.max(4096, vcpu * 1024),
+    pidsMax,
+    // Tasks may use the memory the instance registers (placement's RESERVED_MEMORY_MIB stays free).
+    tasksMemoryBytes: Math.max(64, memoryMiB - RESERVED_MEMORY_MIB) * 1024 * 1024,
+    tasksPidsMax: pidsMax - reservedPids(pidsMax),
   };
 }
 
@@ -59,6 +85,9 @@ export class Cgroups {
   /** The path of the instance cgroup inside each hierarchy, e.g. `/berth/i-0abc…`. */
   path(instanceId: string): string { return `${this.base}/${instanceId}`; }
 
+  /** Where the instance's tasks' cgroups go (the agent's runtime root). */
+  tasksPath(instanceId: string): string { return `${this.path(instanceId)}/${TASKS_CGROUP}`; }
+
   private dirs(instanceId: string): string[] {
     return this.hierarchies().map((h) => join(this.mountRoot, h, this.path(instanceId)));
   }
@@ -69,12 +98,12 @@ export class Cgroups {
   procsFiles(instanceId: string): string[] { return this.dirs(instanceId).map((d) => join(d, 'cgroup.procs')); }
 
   create(instanceId: string, limits: CgroupLimits): void {
-    for (const h of this.hierarchies()) mkdirSync(join(this.mountRoot, h, this.path(instanceId)), { recursive: true });
+    for (const h of this.hierarchies()) mkdirSync(join(this.mountRoot, h, this.tasksPath(instanceId)), { recursive: true });
     // v1 cpusets start empty: copy cpus and mems top-down, /berth first.
     const cpuset = join(this.mountRoot, 'cpuset');
     if (existsSync(join(cpuset, 'cgroup.procs'))) {
       let parent = cpuset;
-      for (const part of this.path(instanceId).split('/').filter(Boolean)) {
+      for (const part of this.tasksPath(instanceId).split('/').filter(Boolean)) {
         const dir = join(parent, part);
         for (const f of ['cpuset.cpus', 'cpuset.mems']) {
           if (isEmptyFile(join(dir, f))) writeFileSync(join(dir, f), readFileSync(join(parent, f), 'utf8').trim());
@@ -82,8 +111,8 @@ export class Cgroups {
         parent = dir;
       }
     }
-    const write = (controller: string, file: string, value: number) => {
-      const p = join(this.mountRoot, controller, this.path(instanceId), file);
+    const write = (controller: string, file: string, value: number, path = this.path(instanceId)) => {
+      const p = join(this.mountRoot, controller, path, file);
       if (existsSync(p)) writeFileSync(p, String(value));
     };
     write('memory', 'memory.limit_in_bytes', limits.memoryBytes);
@@ -91,6 +120,8 @@ export class Cgroups {
     write('cpu', 'cpu.cfs_quota_us', limits.cpuQuotaUs);
     write('cpu', 'cpu.shares', limits.cpuShares);
     write('pids', 'pids.max', limits.pidsMax);
+    if (limits.tasksMemoryBytes) write('memory', 'memory.limit_in_bytes', Math.min(limits.tasksMemoryBytes, limits.memoryBytes), this.tasksPath(instanceId));
+    if (limits.tasksPidsMax) write('pids', 'pids.max', Math.min(limits.tasksPidsMax, limits.pidsMax), this.tasksPath(instanceId));
   }
 
   /** Every cgroup directory of the instance's subtree, deepest first. */

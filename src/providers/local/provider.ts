@@ -271,6 +271,7 @@ export class LocalInstanceProvider implements InstanceProvider {
         BERTH_INSTANCE_ID: id, BERTH_INSTANCE_DATA_DIR: dataDir, BERTH_BOOTSTRAP_TOKEN_FILE: tokenFile,
         BERTH_GATEWAY_ADDRESS: net.gateway, BERTH_PRIVATE_IPV4_ADDRESS: address, BERTH_INSTANCE_TYPE: spec.instanceType.name,
         BERTH_AVAILABILITY_ZONE: spec.availabilityZone, BERTH_SUBNET_ID: spec.subnetId, BERTH_CGROUP_PATH: rec.cgroupPath,
+        BERTH_TASKS_CGROUP_PATH: this.cgroups.tasksPath(id),
         ...spec.agent.env,
       };
       const hide = this.pathsToHide(spec.agent.command);
