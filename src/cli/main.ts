@@ -62,6 +62,10 @@ environment:
   BERTH_TLS_PORT, BERTH_TLS_CERT, BERTH_TLS_KEY
                    an HTTPS listener for the same API (self-signed certificate by default)
   BERTH_FIPS=1     the HTTPS listener accepts only FIPS-approved TLS versions and suites
+  BERTH_DB_RESERVE_MB  MiB kept free inside the database for audit records and StopTask
+                   when tasks fill the data disk (32; 0 for none)
+  BERTH_METRICS_TOKEN  a bearer token that may read GET /metrics (else a SigV4-signed GET
+                   by the administrator)
 `;
 
 async function up(): Promise<void> {

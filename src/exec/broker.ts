@@ -300,6 +300,8 @@ export class ExecBroker {
       const resource = `arn:${ctx.scope.partition}:ssm:${ctx.scope.region}:${ctx.scope.account}:session/${r.sessionId}`;
       throw accessDenied(`User: ${caller} is not authorized to perform: ssm:${action} on resource: ${resource} because the session was started by another principal and no identity-based policy allows ecs:ExecuteCommand on its task`);
     }
+    // An ended session has nothing left to take over.
+    if (r.status === 'ENDED') return;
     const now = ctx.clock.now();
     this.audit.update(scope, r.sessionId, (rec) => {
       rec.previousOwners = [...(rec.previousOwners ?? []), { principalArn: rec.principalArn, accessKeyId: rec.accessKeyId, userName: rec.userName, until: now }];

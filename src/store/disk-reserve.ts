@@ -38,7 +38,8 @@ export interface DiskStatus {
 
 /** Below this much room (filesystem and reserve alike) no batch of records is sure to fit. */
 export const MIN_ROOM_BYTES = 256 * 1024;
-export const DEFAULT_RESERVE_BYTES = 64 * 1024 * 1024;
+// 32 MiB: some 20,000 audit records; writing it takes a few hundred ms once, after start.
+export const DEFAULT_RESERVE_BYTES = 32 * 1024 * 1024;
 
 /** The state of the data disk: a pure function of what statfs and the freelist say. */
 export function diskState(freeBytes: number, reserveAvailable: number, targetBytes: number): DiskState {
@@ -108,6 +109,7 @@ export class DiskReserve {
   private readonly probe: SpaceProbe;
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(private readonly o: DiskReserveOptions) {
     this.probe = o.probe ?? statfsProbe;
@@ -118,12 +120,14 @@ export class DiskReserve {
 
   /** Tops the reserve up now and then every few seconds (and says when the state changes). */
   start(): void {
-    this.tick();
+    // The first fill is deferred a moment so that start-up does not wait for it.
+    setImmediate(() => this.tick()).unref();
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
   }
 
   close(): void {
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
   }
 
@@ -189,6 +193,7 @@ export class DiskReserve {
   }
 
   private tick(): void {
+    if (this.closed) return;
     try {
       const before = this.status(true);
       if (before.state !== 'exhausted' && this.replenish()) this.status(true);
