@@ -27,6 +27,10 @@ import { AUTHZ_TABLES, Authorizer } from './authz/index.js';
 import { SqliteStore } from './store/store.js';
 import { ControlPlane } from './control-plane.js';
 import type { InstanceProvider } from './providers/provider.js';
+import { ownStartTime, recordedServer } from './server-process.js';
+import { DiskReserve, reserveBytesFromEnv } from './store/disk-reserve.js';
+import { DiskGuard } from './audit/disk-guard.js';
+import { metricsAccess } from './api/metrics.js';
 
 export interface RunningBerth {
   endpoint: string;
@@ -44,7 +48,12 @@ export interface RunningBerth {
   close(): Promise<void>;
 }
 
-export interface ServerInfo { pid: number; endpoint: string; port: number; host: string; tlsEndpoint?: string }
+export interface ServerInfo {
+  pid: number;
+  /** The process's start time (/proc/<pid>/stat), so that a reused pid is not taken for Berth. */
+  startTime?: number;
+  endpoint: string; port: number; host: string; tlsEndpoint?: string;
+}
 
 const INFO_FILE = 'server.json';
 
@@ -54,18 +63,20 @@ export function readServerInfo(dataDir: string): ServerInfo | undefined {
   try { return JSON.parse(readFileSync(file, 'utf8')) as ServerInfo; } catch { return undefined; }
 }
 
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
-
 export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log?: (line: string) => void; provider?: InstanceProvider | null } = {}): Promise<RunningBerth> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const previous = readServerInfo(config.dataDir);
-  if (previous && previous.pid !== process.pid && alive(previous.pid)) {
-    throw new Error(`another Berth (pid ${previous.pid}) is already using ${config.dataDir} at ${previous.endpoint}`);
+  if (previous && previous.pid !== process.pid) {
+    const liveness = recordedServer(previous);
+    if (liveness.running) throw new Error(`another Berth (pid ${previous.pid}) is already using ${config.dataDir} at ${previous.endpoint}`);
+    log(`server.json names pid ${previous.pid}, which is not running Berth any more (${liveness.why}); starting`);
   }
   const store = new SqliteStore(config.dataDir);
+  // Free pages kept inside the database, so audit records and StopTask commit on a full disk.
+  const disk = new DiskReserve({ db: store.db, dataDir: config.dataDir, targetBytes: reserveBytesFromEnv(process.env), log });
+  disk.start();
+  const diskGuard = new DiskGuard(disk);
   const masterKey = MasterKey.load();
   const credentials = new Credentials(store, masterKey);
   const boot = credentials.bootstrap(clock.now());
@@ -89,7 +100,15 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   const audit = process.env.BERTH_AUDIT === 'off' ? undefined : new Audit({
     store, sealKey: masterKey.derive('audit-seal'), log,
     accountOfKey: (id) => store.get<{ accountId: string }>('access-key', 'global', id)?.accountId,
+    onCommitFailed: (e) => { disk.noteFailure(e); },
   });
+  // On a short disk, agents' log lines wait (the agent keeps and resends them): the reserve is for records.
+  const putEvents = logs.putEvents.bind(logs);
+  logs.putEvents = (...args) => {
+    const d = disk.status();
+    if (d.state !== 'ok') throw new Error(d.problem);
+    return putEvents(...args);
+  };
   const tls = tlsConfigFromEnv(process.env, config.dataDir, config.host);
   const fips = fipsStatus(tls?.fips ?? false);
   const metrics = new ApiMetrics();
@@ -120,6 +139,13 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
     ...(audit ? { onSessionEvent: (e: ExecSessionEvent) => auditExecSession(audit, e, clock.now()) } : {}),
     agents: { send: (id, msg): boolean => controlPlane.gateway.send(id, msg), isConnected: (id): boolean => controlPlane.gateway.isConnected(id) },
     defaultHost: () => listening,
+    // "Allowed ecs:ExecuteCommand on that task": the same decision ExecuteCommand itself gets.
+    mayExecute: (ctx, t) => {
+      try {
+        authz.authorize({ ...ctx, service: 'ecs', action: 'ExecuteCommand' }, { cluster: t.clusterArn, task: t.taskArn, container: t.container, interactive: true, command: '' });
+        return true;
+      } catch { return false; }
+    },
     limits: {
       tokenTtlMs: config.exec.tokenTtlSeconds * 1000, idleTimeoutMs: config.exec.idleTimeoutSeconds * 1000,
       maxSessionMs: config.exec.maxSessionSeconds * 1000, maxSessionsPerTask: config.exec.maxSessionsPerTask,
@@ -146,7 +172,15 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
     ...(process.env.BERTH_AUTHZ === 'off' ? {} : { authorize: authz.authorize }),
     onUpgrade: (req, socket, head) => exec.handleUpgrade(req, socket, head),
     ...(audit ? { audit: (call: CallRecord) => audit.onCall(call) } : {}),
+    admit: diskGuard.admit,
+    explain: diskGuard.explain,
+    metricsAccess: metricsAccess({
+      token: process.env.BERTH_METRICS_TOKEN,
+      administrators: () => [boot.account.accountId, iam.operatorAccount()].filter((a): a is string => a !== undefined),
+      authorize: (ctx) => authz.authorize(ctx, {}),
+    }),
     health: () => ({
+      ...diskHealth(disk.status()),
       ...(tls ? { tls: { endpoint: tlsEndpoint, fipsMode: tls.fips, certificate: tls.certificate } } : {}),
       fips: { mode: fips.mode, opensslFipsProviderActive: fips.providerActive, detail: fips.detail },
     }),
@@ -179,7 +213,8 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
       (tls.fips ? '; FIPS mode: TLS 1.2 (ECDHE, AES-GCM) and TLS 1.3 (AES-GCM) only' : ''));
   }
   if (tls?.fips || fips.providerActive) log(`FIPS: ${fips.detail}`);
-  const info: ServerInfo = { pid: process.pid, endpoint, port: address.port, host: config.host, ...(tlsEndpoint ? { tlsEndpoint } : {}) };
+  const startTime = ownStartTime();
+  const info: ServerInfo = { pid: process.pid, ...(startTime !== undefined ? { startTime } : {}), endpoint, port: address.port, host: config.host, ...(tlsEndpoint ? { tlsEndpoint } : {}) };
   writeFileSync(join(config.dataDir, INFO_FILE), JSON.stringify(info) + '\n');
 
   const reaper = setInterval(() => {
@@ -194,6 +229,7 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
     endpoint, port: address.port, ...(tlsEndpoint ? { tlsEndpoint } : {}), accountId: boot.account.accountId, store, ecs, logs, controlPlane, exec, kms, audit,
     async close() {
       clearInterval(reaper);
+      disk.close();
       exec.close();
       kms.close();
       await api.close();
@@ -203,6 +239,11 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
       rmSync(join(config.dataDir, INFO_FILE), { force: true });
     },
   };
+}
+
+/** /healthz's view of the data disk: `degraded` with the problem when it is short. */
+function diskHealth(d: ReturnType<DiskReserve['status']>): Record<string, unknown> {
+  return { ...(d.state !== 'ok' ? { status: 'degraded', problems: [d.problem] } : {}), disk: d };
 }
 
 /** ECS Exec data-channel connections and ends, in the audit trail (as SSM session events). */

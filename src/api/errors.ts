@@ -27,6 +27,8 @@ export const incompleteSignature = error('IncompleteSignatureException');
 export const requestTooLarge = error('RequestEntityTooLargeException', 413);
 export const accessDenied = error('AccessDeniedException');
 export const throttling = error('ThrottlingException');
+/** Berth cannot do this now (e.g. its data disk is full): the message names the cause. */
+export const serviceUnavailable = error('ServiceUnavailableException', 503);
 
 // ECS.
 export const clientException = error('ClientException');

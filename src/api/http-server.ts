@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { ApiError, invalidSignature, requestTooLarge, toApiError, unknownOperation } from './errors.js';
+import { ApiError, invalidSignature, requestTooLarge, serviceUnavailable, toApiError, unknownOperation } from './errors.js';
 import { verifySigV4 } from './sigv4.js';
 import { invokeJson, type JsonService } from './json-protocol.js';
 import { invokeQuery, serializeQueryError, serializeQueryOutput, type QueryService } from './query-protocol.js';
@@ -39,6 +39,16 @@ export interface ApiServerOptions {
    * trail); when it returns a promise, the response waits for it (the trail's group commit).
    */
   audit?: (call: CallRecord) => void | Promise<void>;
+  /**
+   * Who may read `GET /metrics` (it names every account's clusters, tasks and families):
+   * a SigV4-signed GET (signing name `berth`, action GetMetrics) or a bearer token. Throws
+   * when the caller may not; without it /metrics is refused to everyone.
+   */
+  metricsAccess?: (caller: { ctx: RequestContext } | { bearer: string }) => void | Promise<void>;
+  /** Refuses a call before it runs (e.g. Berth's data disk is short): the error to answer, or undefined. */
+  admit?: (service: string, action: string) => ApiError | undefined;
+  /** What to answer for a failure Berth can name (e.g. its disk is full) instead of a bare 500. */
+  explain?: (e: unknown) => ApiError | undefined;
 }
 
 /** One API call as the audit trail records it (allowed, denied or failed). */
@@ -161,8 +171,10 @@ export class ApiServer {
       if (req.method === 'GET') {
         action = 'GET';
         if (req.url === '/healthz') { this.send(res, 200, 'application/json', JSON.stringify({ status: 'ok', ...this.opts.health?.() }), requestId); return; }
-        if (req.url === '/metrics') {
-          this.send(res, 200, this.opts.metrics.registry.contentType, await this.opts.metrics.registry.metrics(), requestId);
+        if (req.url === '/metrics' || req.url?.startsWith('/metrics?')) {
+          serviceName = 'berth';
+          action = 'GetMetrics';
+          await this.serveMetrics(req, res, requestId, (c) => { code = c; });
           return;
         }
         if (this.opts.onGet?.(req, res)) return;
@@ -188,27 +200,32 @@ export class ApiServer {
       action = service.known.has(requested) ? requested : 'unknown';
       auditAction = requested;
       ctx = await this.authenticate(req, body, requestId, service.signingName, service.name, requested);
+      const refusal = this.opts.admit?.(service.name, requested);
+      if (refusal) throw refusal;
       const output = await invokeJson(service, requested, ctx, body, async (c, i) => { input = i; await this.opts.authorize?.(c, i); });
       const payload = JSON.stringify(output ?? {});
-      // Recorded before the response is written: a client never sees an unrecorded answer.
+      // Committed before the response is written: a client never sees an unrecorded answer
+      // (a record that cannot be committed makes the call a 503 instead).
       audited = true;
-      await this.auditCall(req, requestId, serviceName, auditAction, ctx, input, 200, undefined, output);
+      await this.commitRecord(req, requestId, serviceName, auditAction, ctx, input, 200, undefined, output);
       this.send(res, 200, 'application/x-amz-json-1.1', payload, requestId);
     } catch (e) {
-      const err = e instanceof BodyTooLarge
+      let err = e instanceof BodyTooLarge
         ? requestTooLarge(`The request body exceeds the limit of ${MAX_BODY_BYTES} bytes.`)
-        : toApiError(e);
+        : this.opts.explain?.(e) ?? toApiError(e);
       if (!(e instanceof ApiError) && !(e instanceof BodyTooLarge)) {
         this.opts.log?.(`request ${requestId} ${serviceName}.${action} failed: ${(e as Error)?.stack ?? e}`);
+      }
+      if (!audited && req.method === 'POST') {
+        audited = true;
+        try {
+          await this.commitRecord(req, requestId, serviceName, auditAction, ctx, input, err.status, err);
+        } catch (unrecorded) { err = toApiError(unrecorded); }
       }
       code = err.code;
       status = err.status;
       failure = err;
       const payload = JSON.stringify({ __type: err.code, message: err.message, ...err.extra });
-      if (!audited && req.method === 'POST') {
-        audited = true;
-        await this.auditCall(req, requestId, serviceName, auditAction, ctx, input, status, failure);
-      }
       if (!res.headersSent) {
         res.setHeader('x-amzn-ErrorType', err.code);
         this.send(res, err.status, 'application/x-amz-json-1.1', payload, requestId, e instanceof BodyTooLarge);
@@ -222,27 +239,74 @@ export class ApiServer {
     }
   }
 
+  /**
+   * Commits the call's audit record; throws the 503 to answer instead when it cannot be
+   * committed (the call must not be answered as if it were recorded).
+   */
+  private async commitRecord(req: IncomingMessage, requestId: string, service: string, action: string, ctx: RequestContext | undefined,
+    input: Record<string, unknown> | undefined, status: number, failure: ApiError | undefined, output?: unknown): Promise<void> {
+    if (!this.opts.audit) return;
+    try {
+      await this.callRecord(req, requestId, service, action, ctx, input, status, failure, output);
+    } catch (e) {
+      this.opts.log?.(`audit: the record of request ${requestId} (${service}.${action}) was not committed, so the call is answered 503: ${(e as Error)?.message ?? e}`);
+      throw this.opts.explain?.(e) ?? serviceUnavailable(`The request was not completed because its audit record could not be committed (${(e as Error)?.message ?? e}). Try again later.`);
+    }
+  }
+
+  /** Audits a call whose answer is already decided (logs when the record is lost). */
   private auditCall(req: IncomingMessage, requestId: string, service: string, action: string, ctx: RequestContext | undefined,
     input: Record<string, unknown> | undefined, status: number, failure: ApiError | undefined, output?: unknown): Promise<void> | undefined {
     if (!this.opts.audit) return undefined;
     try {
-      const accessKeyId = ctx?.principal.accessKeyId ?? /Credential=([^/,\s]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
-      // Member by member: an object literal with this many conditional spreads is slow in V8.
-      const call: CallRecord = { requestId, time: this.opts.clock.now(), service, action, sourceIp: req.socket.remoteAddress ?? '', status };
-      const userAgent = req.headers['user-agent'];
-      if (typeof userAgent === 'string') call.userAgent = userAgent;
-      if (accessKeyId) call.accessKeyId = accessKeyId;
-      if (ctx) call.ctx = ctx;
-      if (input) call.input = input;
-      if (failure) { call.errorCode = failure.code; call.errorMessage = failure.message; }
-      if (output !== undefined) call.output = output;
-      const tls = tlsDetails(req).tls;
-      if (tls) call.tls = tls;
-      const pending = this.opts.audit(call);
+      const pending = this.callRecord(req, requestId, service, action, ctx, input, status, failure, output);
       return pending ? pending.catch((e: unknown) => { this.opts.log?.(`audit: ${(e as Error).message}`); }) : undefined;
     } catch (e) {
       this.opts.log?.(`audit: ${(e as Error).message}`);
       return undefined;
+    }
+  }
+
+  private callRecord(req: IncomingMessage, requestId: string, service: string, action: string, ctx: RequestContext | undefined,
+    input: Record<string, unknown> | undefined, status: number, failure: ApiError | undefined, output?: unknown): void | Promise<void> {
+    const accessKeyId = ctx?.principal.accessKeyId ?? /Credential=([^/,\s]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
+    // Member by member: an object literal with this many conditional spreads is slow in V8.
+    const call: CallRecord = { requestId, time: this.opts.clock.now(), service, action, sourceIp: req.socket.remoteAddress ?? '', status };
+    const userAgent = req.headers['user-agent'];
+    if (typeof userAgent === 'string') call.userAgent = userAgent;
+    if (accessKeyId) call.accessKeyId = accessKeyId;
+    if (ctx) call.ctx = ctx;
+    if (input) call.input = input;
+    if (failure) { call.errorCode = failure.code; call.errorMessage = failure.message; }
+    if (output !== undefined) call.output = output;
+    const tls = tlsDetails(req).tls;
+    if (tls) call.tls = tls;
+    return this.opts.audit!(call);
+  }
+
+  /** GET /metrics, for the administrator only (metricsAccess); the read is audited like a call. */
+  private async serveMetrics(req: IncomingMessage, res: ServerResponse, requestId: string, coded: (code: string) => void): Promise<void> {
+    let ctx: RequestContext | undefined;
+    try {
+      const access = this.opts.metricsAccess;
+      const bearer = /^Bearer\s+(\S+)\s*$/i.exec(String(req.headers.authorization ?? ''))?.[1];
+      if (bearer !== undefined) {
+        if (!access) throw new ApiError('AccessDeniedException', 'No metrics scrape credential is configured (BERTH_METRICS_TOKEN).', 403);
+        await access({ bearer });
+      } else {
+        ctx = await this.authenticate(req, Buffer.alloc(0), requestId, 'berth', 'berth', 'GetMetrics');
+        if (!access) throw new ApiError('AccessDeniedException', '/metrics is not served by this Berth.', 403);
+        await access({ ctx });
+      }
+      const text = await this.opts.metrics.registry.metrics();
+      await this.commitRecord(req, requestId, 'berth', 'GetMetrics', ctx, undefined, 200, undefined, {});
+      this.send(res, 200, this.opts.metrics.registry.contentType, text, requestId);
+    } catch (e) {
+      let err = toApiError(e);
+      try { await this.commitRecord(req, requestId, 'berth', 'GetMetrics', ctx, undefined, err.status, err); } catch (unrecorded) { err = toApiError(unrecorded); }
+      coded(err.code);
+      res.setHeader('x-amzn-ErrorType', err.code);
+      this.send(res, err.status, 'application/json', JSON.stringify({ __type: err.code, message: err.message }), requestId);
     }
   }
 
@@ -260,6 +324,7 @@ export class ApiServer {
     const requested = params.get('Action') ?? '';
     let ctx: RequestContext | undefined;
     let input: Record<string, unknown> | undefined;
+    let recorded = false;
     try {
       if (!service) {
         // Unsigned or for a service Berth has none of: authenticate for the right errors.
@@ -269,15 +334,22 @@ export class ApiServer {
       named(service.name, service.known.has(requested) ? requested : 'unknown');
       ctx = await this.authenticate(req, body, requestId, service.signingName, service.name, requested);
       if (!requested) throw new ApiError('MissingAction', 'The request must contain the parameter Action.');
+      const refusal = this.opts.admit?.(service.name, requested);
+      if (refusal) throw refusal;
       const output = await invokeQuery(service, requested, ctx, params, async (c, i) => { input = i; await this.opts.authorize?.(c, i); });
       const xml = serializeQueryOutput(service, requested, output, requestId);
-      await this.auditCall(req, requestId, service.name, requested, ctx, input, 200, undefined, output);
+      recorded = true;
+      await this.commitRecord(req, requestId, service.name, requested, ctx, input, 200, undefined, output);
       this.send(res, 200, 'text/xml', xml, requestId);
     } catch (e) {
-      const err = toApiError(e);
+      let err = this.opts.explain?.(e) ?? toApiError(e);
       if (!(e instanceof ApiError)) this.opts.log?.(`request ${requestId} ${service?.name ?? 'query'}.${requested} failed: ${(e as Error)?.stack ?? e}`);
+      if (!recorded) {
+        try {
+          await this.commitRecord(req, requestId, service?.name ?? scopeService ?? 'query', requested || 'unknown', ctx, input, err.status, err);
+        } catch (unrecorded) { err = toApiError(unrecorded); }
+      }
       coded(err.code);
-      await this.auditCall(req, requestId, service?.name ?? scopeService ?? 'query', requested || 'unknown', ctx, input, err.status, err);
       this.send(res, err.status, 'text/xml', serializeQueryError(service, err, requestId), requestId);
     }
   }

@@ -1,5 +1,8 @@
 // Prometheus metrics for the API: request counts by outcome and latency per action.
+import { timingSafeEqual, createHash } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ApiError } from './errors.js';
+import type { RequestContext } from './context.js';
 
 export class ApiMetrics {
   readonly registry = new Registry();
@@ -54,4 +57,43 @@ export class TaskMetrics {
     this.cpu.remove(cluster, task, family);
     this.memory.remove(cluster, task, family);
   }
+}
+
+export interface MetricsAccessOptions {
+  /** BERTH_METRICS_TOKEN: a scrape credential sent as `Authorization: Bearer <token>`. */
+  token: string | undefined;
+  /** The accounts whose principals may read metrics: the administrator's and the operators'. */
+  administrators: () => string[];
+  /** IAM: berth:GetMetrics for the caller (an account's root is allowed). */
+  authorize: (ctx: RequestContext) => void;
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/**
+ * Who may read /metrics: the series name every account's clusters, tasks and families, so
+ * only the administrator may (admin-only, not per-account filtering): the scrape token, or a
+ * SigV4-signed GET by a principal of the administrator's or the operator account allowed
+ * berth:GetMetrics. A customer account's root is refused like everyone else.
+ */
+export function metricsAccess(o: MetricsAccessOptions): (caller: { ctx: RequestContext } | { bearer: string }) => void {
+  const token = o.token ? digest(o.token) : undefined;
+  return (caller) => {
+    if ('bearer' in caller) {
+      if (!token) throw new ApiError('AccessDeniedException', 'No metrics scrape credential is configured (set BERTH_METRICS_TOKEN), so a bearer token opens nothing; sign the GET with SigV4 instead.', 403);
+      if (!timingSafeEqual(digest(caller.bearer), token)) throw new ApiError('AccessDeniedException', 'The bearer token is not the metrics scrape credential (BERTH_METRICS_TOKEN).', 403);
+      return;
+    }
+    const { ctx } = caller;
+    if (!o.administrators().includes(ctx.principal.accountId)) {
+      throw new ApiError('AccessDeniedException', `User: arn:${ctx.scope.partition}:${ctx.principal.principal} is not authorized to perform: berth:GetMetrics: /metrics names every account's resources, so only the Berth administrator's account and operators may read it.`, 403);
+    }
+    try {
+      o.authorize(ctx);
+    } catch (e) {
+      // An HTTP GET, not an AWS JSON call: a refusal is a 403.
+      if (e instanceof ApiError) throw new ApiError(e.code, e.message, 403);
+      throw e;
+    }
+  };
 }

@@ -97,7 +97,8 @@ function readValue(s: QueryService, shapeName: string, prefix: string, p: Params
       const out: Record<string, unknown> = {};
       for (const i of idx) {
         const k = p.get(`${base}.${i}.key`);
-        if (k !== undefined) out[k] = readValue(s, shape.value!.shape, `${base}.${i}.value`, p);
+        // defineProperty: a key named `__proto__` is a key, never the map's prototype.
+        if (k !== undefined) Object.defineProperty(out, k, { value: readValue(s, shape.value!.shape, `${base}.${i}.value`, p), enumerable: true, writable: true, configurable: true });
       }
       return out;
     }

@@ -33,10 +33,16 @@ const Sha256 = Hash.bind(null, 'sha256') as unknown as new (secret?: unknown) =>
 
 const AUTH_PATTERN = /^AWS4-HMAC-SHA256\s+Credential=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9a-f]{64})\s*$/;
 
+/** A request header by its lower-case name: own members only, so `constructor` or `__proto__` is never Object's. */
 function header(h: SignedRequest['headers'], name: string): string | undefined {
+  if (!Object.prototype.hasOwnProperty.call(h, name)) return undefined;
   const v = h[name];
-  return Array.isArray(v) ? v.join(',') : v;
+  if (Array.isArray(v)) return v.join(',');
+  return typeof v === 'string' ? v : undefined;
 }
+
+/** RFC 9110's token: what a header name may be. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
 function parseAmzDate(text: string): number | undefined {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(text);
@@ -115,8 +121,10 @@ export async function verifySigV4(req: SignedRequest, lookup: SecretLookup, now:
 
   const signedHeaders = signedHeadersText.toLowerCase().split(';');
   if (!signedHeaders.includes('host')) throw invalidSignature("'Host' must be a signed header.");
-  const headers: Record<string, string> = {};
+  // No prototype: a signed header named `__proto__` or `constructor` is only a name here.
+  const headers = Object.create(null) as Record<string, string>;
   for (const name of signedHeaders) {
+    if (!HEADER_NAME.test(name)) throw invalidSignature(`The request signature we calculated does not match the signature you provided: '${name.slice(0, 64)}' in SignedHeaders is not a header name.`);
     const v = header(req.headers, name);
     if (v === undefined) throw invalidSignature(`The request signature we calculated does not match the signature you provided: signed header '${name}' is missing from the request.`);
     headers[name] = v;

@@ -8,7 +8,7 @@ import type { SqliteStore } from '../store/store.js';
 import { apiCallRecord, serviceEventRecord } from './record.js';
 import { AuditTrail, type CloudTrailRecord } from './trail.js';
 
-export { AuditTrail, verifyTrail, exportTrail, canonicalJson, chainHash, type CloudTrailRecord, type VerifyResult } from './trail.js';
+export { AuditTrail, AuditCommitError, verifyTrail, exportTrail, canonicalJson, chainHash, type CloudTrailRecord, type VerifyResult } from './trail.js';
 export { redact, HIDDEN } from './record.js';
 
 /** CloudTrail's look-back: 90 days. */
@@ -22,6 +22,8 @@ export interface AuditOptions {
   /** The account an access key belongs to (for calls whose signature did not verify). */
   accountOfKey: (accessKeyId: string) => string | undefined;
   log: (line: string) => void;
+  /** A batch of records could not be committed (the disk may be full). */
+  onCommitFailed?: (e: Error) => void;
 }
 
 export class Audit {
@@ -29,7 +31,10 @@ export class Audit {
 
   constructor(private readonly o: AuditOptions) {
     this.trail = new AuditTrail(o.store.db, o.sealKey);
-    this.trail.onError = (e, n) => o.log(`audit: ${n} record(s) could not be committed: ${e.message}`);
+    this.trail.onError = (e, n) => {
+      o.log(`audit: ${n} record(s) could not be committed, their calls are answered 503: ${e.message}`);
+      o.onCommitFailed?.(e);
+    };
   }
 
   /** The API server's audit hook: the response is written once the returned promise settles (group commit). */
@@ -42,12 +47,16 @@ export class Audit {
     this.trail.flush();
   }
 
-  /** Records something that is not an API call (a data-channel session, an agent refused). */
-  event(e: Parameters<typeof serviceEventRecord>[0]): void {
+  /** Records something that is not an API call (a data-channel session, an agent refused); the promise says whether it was committed. */
+  event(e: Parameters<typeof serviceEventRecord>[0]): Promise<void> {
+    const lost = (err: unknown) => { this.o.log(`audit: could not record ${e.eventSource} ${e.eventName}: ${(err as Error).message}`); };
     try {
-      void this.trail.enqueue(serviceEventRecord(e), e.time, true);
+      const committed = this.trail.enqueue(serviceEventRecord(e), e.time, true);
+      committed.catch(lost);
+      return committed;
     } catch (err) {
-      this.o.log(`audit: could not record ${e.eventSource} ${e.eventName}: ${(err as Error).message}`);
+      lost(err);
+      return Promise.reject(err as Error);
     }
   }
 

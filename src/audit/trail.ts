@@ -20,11 +20,23 @@
 // whose record is not committed, and with WAL a committed record survives a killed process
 // (only an OS crash can lose the last ones, as for every other Berth write). Nothing in the
 // code updates or deletes a record, and triggers refuse UPDATE and DELETE.
+//
+// A commit that fails (e.g. the disk is full) fails the whole batch: the chain continues
+// from what is on disk and every waiter's promise rejects with AuditCommitError, so the API
+// server answers those calls 503 instead of as if they were recorded.
 import * as crypto from 'node:crypto';
 import { createHash, createHmac, createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import type Database from 'better-sqlite3';
 
 export const GENESIS = '0'.repeat(64);
+
+/** A batch of records could not be committed; `cause` is SQLite's error. */
+export class AuditCommitError extends Error {
+  constructor(override readonly cause: Error, readonly records: number) {
+    super(`${records} audit record(s) could not be committed: ${cause.message}`);
+    this.name = 'AuditCommitError';
+  }
+}
 
 /** A CloudTrail record (eventVersion 1.08 fields; Berth fills what it knows). */
 export interface CloudTrailRecord {
@@ -142,9 +154,11 @@ export class AuditTrail {
   private readonly insertAll: (rows: unknown[][]) => void;
   private pending: unknown[][] = [];
   private scheduled: Promise<void> | undefined;
+  /** Settles the scheduled batch's promise: resolved when committed, rejected when not. */
+  private settle: ((failure: AuditCommitError | undefined) => void) | undefined;
   /** The seal key as a KeyObject (HMAC set up without copying the key on every record). */
   private readonly sealKeyObject: KeyObject;
-  /** A batch could not be committed (e.g. disk full): the records are lost, which is logged loudly. */
+  /** A batch could not be committed (e.g. disk full): its calls are refused, which is logged loudly. */
   onError: ((e: Error, records: number) => void) | undefined;
   private readonly lookups = new Map<string, Database.Statement>();
   /** Records written by this process (for metrics and tests). */
@@ -175,11 +189,12 @@ export class AuditTrail {
     return row;
   }
 
-  /** Appends one record now (after any queued ones); returns its sequence number. */
+  /** Appends one record now (after any queued ones); returns its sequence number; throws AuditCommitError when not committed. */
   append(record: CloudTrailRecord, time: number): number {
     const row = this.chain(record, time);
     this.pending.push(row);
-    this.flush();
+    const failure = this.flush();
+    if (failure) throw failure;
     return row[0] as number;
   }
 
@@ -190,25 +205,38 @@ export class AuditTrail {
    */
   enqueue(record: CloudTrailRecord, time: number, presorted = false): Promise<void> {
     this.pending.push(this.chain(record, time, presorted));
-    this.scheduled ??= new Promise<void>((resolve) => setImmediate(() => { this.flush(); resolve(); }));
+    this.scheduled ??= new Promise<void>((resolve, reject) => {
+      this.settle = (failure) => (failure ? reject(failure) : resolve());
+      setImmediate(() => this.flush());
+    });
     return this.scheduled;
   }
 
-  /** Commits every queued record in one transaction. */
-  flush(): void {
+  /**
+   * Commits every queued record in one transaction and settles their waiters; returns the
+   * failure when the batch could not be committed (none of it is then on disk).
+   */
+  flush(): AuditCommitError | undefined {
+    const settle = this.settle;
     this.scheduled = undefined;
-    if (this.pending.length === 0) return;
+    this.settle = undefined;
     const rows = this.pending;
     this.pending = [];
-    try {
-      this.insertAll(rows);
-      this.written += rows.length;
-    } catch (e) {
-      // Nothing of the batch was written: continue the chain from what is on disk.
-      const head = this.db.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
-      this.last = head ?? { seq: 0, hash: GENESIS };
-      this.onError?.(e as Error, rows.length);
+    let failure: AuditCommitError | undefined;
+    if (rows.length > 0) {
+      try {
+        this.insertAll(rows);
+        this.written += rows.length;
+      } catch (e) {
+        // Nothing of the batch was written: continue the chain from what is on disk.
+        const head = this.db.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
+        this.last = head ?? { seq: 0, hash: GENESIS };
+        failure = new AuditCommitError(e as Error, rows.length);
+        this.onError?.(e as Error, rows.length);
+      }
     }
+    settle?.(failure);
+    return failure;
   }
 
   head(): { seq: number; hash: string } {

@@ -13,5 +13,7 @@ export const berthAuthz: ServiceAuthz = {
     AdvanceClock: {},
     PutDisruptionBudget: {},
     ListLifecycleEvents: {},
+    // GET /metrics (SigV4-signed); the API server also limits it to the administrator's and operators' accounts.
+    GetMetrics: {},
   },
 };

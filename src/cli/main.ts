@@ -13,6 +13,7 @@ import { operatorKey } from './operator-key.js';
 import { callAdmin, parseDuration } from './admin-client.js';
 import { ExecAudit, type ExecSessionRecord } from '../exec/index.js';
 import { join } from 'node:path';
+import { recordedServer } from '../server-process.js';
 
 const USAGE = `usage: berth <command>
 
@@ -63,6 +64,10 @@ environment:
   BERTH_TLS_PORT, BERTH_TLS_CERT, BERTH_TLS_KEY
                    an HTTPS listener for the same API (self-signed certificate by default)
   BERTH_FIPS=1     the HTTPS listener accepts only FIPS-approved TLS versions and suites
+  BERTH_DB_RESERVE_MB  MiB kept free inside the database for audit records and StopTask
+                   when tasks fill the data disk (32; 0 for none)
+  BERTH_METRICS_TOKEN  a bearer token that may read GET /metrics (else a SigV4-signed GET
+                   by the administrator)
 `;
 
 async function up(): Promise<void> {
@@ -147,7 +152,8 @@ function sessionRow(r: ExecSessionRecord): string[] {
     r.cluster,
     r.taskArn.slice(r.taskArn.lastIndexOf('/') + 1),
     r.container,
-    r.principalArn,
+    // The current owner; a session taken over names who had it before.
+    r.previousOwners?.length ? `${r.principalArn} (took over from ${r.previousOwners.map((o) => o.principalArn).join(', ')})` : r.principalArn,
     r.accessKeyId,
     JSON.stringify(r.command),
   ];
@@ -156,10 +162,11 @@ function sessionRow(r: ExecSessionRecord): string[] {
 async function down(): Promise<void> {
   const config = configFromEnv();
   const info = readServerInfo(config.dataDir);
-  if (info) {
+  // Only a pid that is still this Berth gets the signal (not a zombie, not a reused pid).
+  if (info && recordedServer(info).running) {
     try {
       process.kill(info.pid, 'SIGTERM');
-      for (let i = 0; i < 100; i++) { process.kill(info.pid, 0); await new Promise((r) => setTimeout(r, 100)); }
+      for (let i = 0; i < 100 && recordedServer(info).running; i++) await new Promise((r) => setTimeout(r, 100));
     } catch { /* gone */ }
   }
   if (!existsSync(config.dataDir)) return;

@@ -12,7 +12,7 @@ export type EndReason =
 export interface ExecSessionRecord {
   sessionId: string;
   status: 'ACTIVE' | 'ENDED';
-  /** Who: the caller's principal ARN, access key, IAM user name and address. */
+  /** Who owns it: the principal ARN, access key and IAM user name of the caller that started it (or took it over), and the starter's address. */
   principalArn: string;
   accessKeyId: string;
   userName: string;
@@ -41,6 +41,10 @@ export interface ExecSessionRecord {
   bytesIn: number;
   bytesOut: number;
   transcript?: { logGroupName: string; logStreamName: string; encrypted: boolean };
+  /** Earlier owners, oldest first, when a principal allowed ecs:ExecuteCommand on the task took the session over. */
+  previousOwners?: { principalArn: string; accessKeyId: string; userName: string; until: number }[];
+  /** When and how the current owner took the session over. */
+  ownerSince?: { at: number; by: 'ResumeSession' | 'TerminateSession'; sourceIp: string };
 }
 
 export class ExecAudit {

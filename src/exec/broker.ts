@@ -7,7 +7,10 @@
 //
 // A session's token is its only credential: 32 random bytes, kept as a SHA-256 hash, valid
 // for one connection within BERTH_EXEC_TOKEN_TTL seconds, for that session only;
-// ResumeSession replaces it. Limits: idle timeout, maximum length, sessions per task; a
+// ResumeSession replaces it. A session belongs to the principal that started it:
+// ResumeSession and TerminateSession are answered only for that principal, or for one
+// allowed ecs:ExecuteCommand on the session's task, who then becomes its owner (recorded in
+// the session's record); anyone else gets AccessDeniedException. Limits: idle timeout, maximum length, sessions per task; a
 // client that vanishes gets the resume window to come back, then its command is killed.
 // Every session is recorded (audit.ts) and, as the cluster's executeCommandConfiguration
 // says, its transcript goes to the log store (transcript.ts), sealed under its KMS kmsKeyId.
@@ -16,7 +19,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Handler, RequestContext } from '../api/context.js';
-import { ApiError, clientException, invalidParameter, targetNotConnected } from '../api/errors.js';
+import { ApiError, accessDenied, clientException, invalidParameter, targetNotConnected } from '../api/errors.js';
 import type { ControlMessage, ExecAgentMessage } from '../agent/protocol.js';
 import { scopeKey } from '../domain/arn.js';
 import type { Clock, Timer } from '../domain/clock.js';
@@ -78,6 +81,8 @@ export interface ExecBrokerOptions {
   /** Host:port for stream URLs when a request carries no Host header. */
   defaultHost: () => string;
   agentVersion: string;
+  /** Whether the caller is allowed ecs:ExecuteCommand on this task's container (IAM): may take a session over. */
+  mayExecute: (ctx: RequestContext, target: { clusterArn: string; taskArn: string; container: string }) => boolean;
 }
 
 export interface ExecSessionEvent {
@@ -273,19 +278,49 @@ export class ExecBroker {
     return {
       ResumeSession: (ctx, i: { SessionId: string }) => this.resume(ctx, i.SessionId),
       TerminateSession: (ctx, i: { SessionId: string }) => {
+        const scope = scopeKey(ctx.scope);
         const s = this.sessions.get(i.SessionId);
-        if (s && s.scope === scopeKey(ctx.scope)) this.finish(s, 'terminated');
+        const record = this.audit.get(scope, i.SessionId);
+        if (record) this.claim(ctx, scope, record, 'TerminateSession');
+        if (s && s.scope === scope) this.finish(s, 'terminated');
         return { SessionId: i.SessionId };
       },
     };
   }
 
+  /**
+   * The caller may act on the session when it started it (or owns it now), or when it is
+   * allowed ecs:ExecuteCommand on the session's task: it then becomes the owner, recorded.
+   * Anyone else is refused with AWS's AccessDeniedException (the API server audits the call).
+   */
+  private claim(ctx: RequestContext, scope: string, r: ExecSessionRecord, action: 'ResumeSession' | 'TerminateSession'): void {
+    const caller = `arn:${ctx.scope.partition}:${ctx.principal.principal}`;
+    if (r.principalArn === caller) return;
+    if (!this.o.mayExecute(ctx, { clusterArn: r.clusterArn, taskArn: r.taskArn, container: r.container })) {
+      const resource = `arn:${ctx.scope.partition}:ssm:${ctx.scope.region}:${ctx.scope.account}:session/${r.sessionId}`;
+      throw accessDenied(`User: ${caller} is not authorized to perform: ssm:${action} on resource: ${resource} because the session was started by another principal and no identity-based policy allows ecs:ExecuteCommand on its task`);
+    }
+    // An ended session has nothing left to take over.
+    if (r.status === 'ENDED') return;
+    const now = ctx.clock.now();
+    this.audit.update(scope, r.sessionId, (rec) => {
+      rec.previousOwners = [...(rec.previousOwners ?? []), { principalArn: rec.principalArn, accessKeyId: rec.accessKeyId, userName: rec.userName, until: now }];
+      rec.principalArn = caller;
+      rec.accessKeyId = ctx.principal.accessKeyId;
+      rec.userName = ctx.principal.userName;
+      rec.ownerSince = { at: now, by: action, sourceIp: ctx.sourceIp };
+    });
+    this.o.log(`exec: ${r.sessionId}: ${caller} took the session over from ${r.principalArn} (${action}; allowed ecs:ExecuteCommand on ${r.taskArn})`);
+  }
+
   private resume(ctx: RequestContext, sessionId: string) {
     const scope = scopeKey(ctx.scope);
     const s = this.sessions.get(sessionId);
+    const record = this.audit.get(scope, sessionId);
+    if (record) this.claim(ctx, scope, record, 'ResumeSession');
     if (!s || s.scope !== scope) {
       // A session that ended answers without a token: the client stops ("timed out").
-      if (this.audit.get(scope, sessionId)) return { SessionId: sessionId };
+      if (record) return { SessionId: sessionId };
       throw new ApiError('DoesNotExistException', `Session ${sessionId} does not exist.`);
     }
     if (s.state === 'ended' && !s.draining) return { SessionId: sessionId };

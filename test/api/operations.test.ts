@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { startTestBerth, repoRoot, type TestBerth } from '../helpers/berth.js';
 
 let berth: TestBerth;
-before(async () => { berth = await startTestBerth(); });
+// /metrics answers the administrator only; the test scrapes with a configured bearer token.
+const SCRAPE = 'operations-test-scrape-token';
+before(async () => { berth = await startTestBerth({ BERTH_METRICS_TOKEN: SCRAPE }); });
 after(async () => { await berth.cleanup(); });
 
 test('healthz answers without authentication', async () => {
@@ -23,7 +25,7 @@ test('healthz answers without authentication', async () => {
 test('metrics count requests and latencies per action', async () => {
   await berth.ecs().send(new ListClustersCommand({}));
   await berth.ecs().send(new ListClustersCommand({}));
-  const text = await (await fetch(`${berth.creds.endpoint}/metrics`)).text();
+  const text = await (await fetch(`${berth.creds.endpoint}/metrics`, { headers: { authorization: `Bearer ${SCRAPE}` } })).text();
   const count = /berth_api_requests_total\{service="ecs",action="ListClusters",code="200"\} (\d+)/.exec(text);
   assert.ok(count && Number(count[1]) >= 2, text.slice(0, 500));
   assert.match(text, /berth_api_request_duration_seconds_bucket\{le="0.005",service="ecs",action="ListClusters"\}/);

@@ -14,6 +14,8 @@ import { buildAndPush } from '../helpers/image.js';
 import { describeTask, taskId, waitFor, waitForLogs, waitForStatus } from '../helpers/ecs.js';
 import { agentPids } from '../helpers/instances.js';
 
+/** /metrics answers the administrator only; the test scrapes with a configured bearer token. */
+const SCRAPE = 'tasks-test-scrape-token';
 let berth: TestBerth;
 let registry: TestRegistry;
 let ecs: ECSClient;
@@ -24,7 +26,7 @@ before(async () => {
   registry = await startRegistry();
   buildAndPush(registry.address, 'busybox:latest');
   image = `${registry.address}/busybox:latest`;
-  berth = await startTestBerth();
+  berth = await startTestBerth({ BERTH_METRICS_TOKEN: SCRAPE });
   ecs = berth.ecs();
   await ecs.send(new CreateClusterCommand({ clusterName: cluster }));
   await ecs.send(new CreateCapacityProviderCommand({
@@ -234,7 +236,7 @@ test('metrics show per-task cpu and memory', async () => {
   await waitForStatus(ecs, cluster, arn, 'RUNNING');
   const id = taskId(arn);
   const text = await waitFor('task metrics', async () => {
-    const t = await (await fetch(`${berth.creds.endpoint}/metrics`)).text();
+    const t = await (await fetch(`${berth.creds.endpoint}/metrics`, { headers: { authorization: `Bearer ${SCRAPE}` } })).text();
     return new RegExp(`berth_task_memory_bytes\\{cluster="${cluster}",task="${id}"`).test(t) ? t : undefined;
   }, 20_000, 500);
   assert.match(text, new RegExp(`berth_task_cpu_seconds_total\\{cluster="${cluster}",task="${id}",family="busy"\\} [0-9.e+-]+`));

@@ -62,7 +62,8 @@ test('every rule names an operation of its service\'s API model', () => {
     let operations: Set<string>;
     try { operations = new Set(Object.keys(loadModel(service).operations)); } catch { continue; }
     // The berth administration model grows with issue 6; PutDisruptionBudget is named ahead of it.
-    const ahead = service === 'berth' ? new Set(['PutDisruptionBudget']) : new Set<string>();
+    // GetMetrics authorizes the SigV4-signed `GET /metrics`, which is no JSON operation.
+    const ahead = service === 'berth' ? new Set(['PutDisruptionBudget', 'GetMetrics']) : new Set<string>();
     for (const op of Object.keys(table.rules)) if (!operations.has(op) && !ahead.has(op)) unknown.push(`${service}:${op}`);
   }
   assert.deepEqual(unknown, []);
