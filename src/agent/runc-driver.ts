@@ -6,6 +6,7 @@ import type { ContainerDriver, ContainerObservation, LogChunk, PulledImage } fro
 import type { ContainerSpec, TaskSpec } from './protocol.js';
 import { ContainerRuntime, ImageStore, LOST_REASON, readLog, START, taskUsage, type ContainerState, type LogCursor } from './runtime/index.js';
 import { CannotPullContainerError, ContainerExistsError } from './runtime/errors.js';
+import { parseStorageGiB } from './runtime/storage.js';
 
 const PULL_ATTEMPTS = 5;
 
@@ -34,12 +35,14 @@ function observe(s: ContainerState): ContainerObservation {
   };
 }
 
-export async function createRuncDriver(o: { dataDir: string; log: (line: string) => void; cgroupRoot?: string }): Promise<ContainerDriver> {
+export async function createRuncDriver(o: { dataDir: string; log: (line: string) => void; cgroupRoot?: string; taskStorageBytes?: number }): Promise<ContainerDriver> {
   const cgroupRoot = o.cgroupRoot ?? process.env.BERTH_CGROUP_PATH ?? ownCgroup();
+  // Each task's writable storage (and the host volume area) is a filesystem of this size.
+  const taskStorageBytes = o.taskStorageBytes ?? parseStorageGiB(process.env.BERTH_AGENT_TASK_STORAGE_GIB);
   const images = new ImageStore({ dataDir: o.dataDir });
   // conmon's sockets need a short path; a deep data dir uses the instance's private /dev/shm.
   const socketsDir = join(o.dataDir, 's').length > 55 ? '/dev/shm/berth-conmon' : undefined;
-  const runtime = new ContainerRuntime({ dataDir: o.dataDir, cgroupRoot, ...(socketsDir ? { socketsDir } : {}) });
+  const runtime = new ContainerRuntime({ dataDir: o.dataDir, cgroupRoot, taskStorageBytes, ...(socketsDir ? { socketsDir } : {}) });
   const logPaths = new Map<string, string>();
   const logPath = async (id: string) => {
     let p = logPaths.get(id);

@@ -1,7 +1,7 @@
 // Task definition rules as pure functions: what RegisterTaskDefinition accepts, the
 // defaults AWS fills in, which launch types a definition is compatible with, and the
 // parameters managed instances do not support (each with a message saying what to change).
-import { clientException } from '../api/errors.js';
+import { clientException, invalidParameter } from '../api/errors.js';
 import { normalizeCapability } from '../domain/capabilities.js';
 
 export type Json = Record<string, any>;
@@ -264,7 +264,14 @@ export function normalizeTaskDefinition(input: Json): NormalizedTaskDefinition {
   for (const v of td.volumes ?? []) {
     if (!v.name || !NAME.test(v.name)) fail(`Volume name '${v.name ?? ''}' is invalid: up to 255 letters, numbers, hyphens and underscores.`);
     if (volumeNames.has(v.name)) fail(`Volume name '${v.name}' is used more than once.`);
-    if (v.host?.sourcePath !== undefined && !String(v.host.sourcePath).startsWith('/')) fail(`Volume '${v.name}': host.sourcePath must be an absolute path.`);
+    if (v.host?.sourcePath !== undefined) {
+      const src = String(v.host.sourcePath);
+      if (!src.startsWith('/')) fail(`Volume '${v.name}': host.sourcePath must be an absolute path.`);
+      // Host paths resolve inside the instance's volume area; '.' and '..' never do.
+      if (src.split('/').some((c) => c === '.' || c === '..')) {
+        throw invalidParameter(`Volume '${v.name}': host.sourcePath '${src}' must not contain '.' or '..' components; name the directory directly, e.g. /var/lib/app.`);
+      }
+    }
     volumeNames.add(v.name);
   }
   const names = new Set<string>();
