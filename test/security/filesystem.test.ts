@@ -96,6 +96,10 @@ test('sourcePath with ".." is refused at registration with InvalidParameterExcep
     assert.equal(r.name, 'InvalidParameterException', `${sourcePath}: ${r.name} ${r.message}`);
     assert.match(r.message, /sourcePath/);
   }
+  // The refusals are in the audit trail.
+  const events = berth.aws(['cloudtrail', 'lookup-events', '--lookup-attributes', 'AttributeKey=EventName,AttributeValue=RegisterTaskDefinition']).json.Events as { CloudTrailEvent: string }[];
+  const refused = events.map((e) => JSON.parse(e.CloudTrailEvent)).filter((e) => e.errorCode === 'InvalidParameterException');
+  assert.ok(refused.length >= 3, JSON.stringify(events.map((e) => JSON.parse(e.CloudTrailEvent).errorCode)));
 });
 
 test('a host volume at /tmp/ or /var/ shows nothing of the instance: no credential, bundles, secrets or logs', async () => {
