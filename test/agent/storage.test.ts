@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { CannotStartContainerError } from '../../src/agent/runtime/errors.js';
 import { sourcePathComponents, stageHostVolume } from '../../src/agent/runtime/host-volumes.js';
 import { isMounted, unmountAllUnder } from '../../src/agent/runtime/overlay.js';
-import { ensureLoopFilesystem, parseStorageGiB, removeLoopFilesystem, type LoopFilesystem } from '../../src/agent/runtime/storage.js';
+import { SpareImages, ensureLoopFilesystem, parseStorageGiB, removeLoopFilesystem, type LoopFilesystem } from '../../src/agent/runtime/storage.js';
 
 describe('sourcePath components', () => {
   it('splits absolute paths and refuses ".", ".." and the root', () => {
@@ -57,6 +57,25 @@ describe('loop filesystems and host volumes (real mounts)', { skip: process.getu
     assert.equal(isMounted(fs.mountPoint), false);
     assert.equal(existsSync(fs.image), false);
     assert.equal(loops().includes(fs.image), false, loops());
+  });
+
+  it('keeps one formatted image ready: a task takes it by rename and another is made behind it', async () => {
+    const spares = join(dir, 'spares');
+    mkdirSync(spares);
+    writeFileSync(join(spares, 'spare-1.img'), 'stale'); // another size: removed
+    const images = new SpareImages(spares, 20 * 1024 * 1024);
+    assert.equal(existsSync(join(spares, 'spare-1.img')), false);
+    images.replenish();
+    await images.idle();
+    const spare = join(spares, `spare-${20 * 1024 * 1024}.img`);
+    const ino = statSync(spare).ino;
+    const fs: LoopFilesystem = { image: join(spares, 'task.img'), mountPoint: join(dir, 'from-spare'), sizeBytes: 20 * 1024 * 1024 };
+    await ensureLoopFilesystem(fs, (image) => images.take(image));
+    assert.equal(statSync(fs.image).ino, ino, 'the spare itself became the task image');
+    assert.ok(isMounted(fs.mountPoint));
+    await images.idle();
+    assert.ok(existsSync(spare), 'a new spare was made');
+    await removeLoopFilesystem(fs);
   });
 
   it('resolves a sourcePath inside the area, made when missing, shared by whoever names it', async () => {

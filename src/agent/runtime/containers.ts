@@ -28,7 +28,7 @@ import { serializeOciConfig, type OciConfig } from './oci-types.js';
 import { mountOverlay, unmount, unmountAllUnder } from './overlay.js';
 import { stageHostVolume } from './host-volumes.js';
 import { Mutex } from './mutex.js';
-import { DEFAULT_TASK_STORAGE_BYTES, ensureLoopFilesystem, removeLoopFilesystem, type LoopFilesystem } from './storage.js';
+import { DEFAULT_TASK_STORAGE_BYTES, SpareImages, ensureLoopFilesystem, removeLoopFilesystem, type LoopFilesystem } from './storage.js';
 import { readFileInRoot } from './rootfs-files.js';
 import { Runc } from './runc.js';
 import type { TerminalProcess } from './terminal.js';
@@ -133,6 +133,7 @@ export class ContainerRuntime {
   private readonly listeners = new Set<(s: ContainerState) => void>();
   /** Task storage and host volume mounts are made once, however many containers ask at once. */
   private readonly storageLock = new Mutex();
+  readonly spareImages: SpareImages;
   private watcher?: FSWatcher;
   private scanTimer?: NodeJS.Timeout;
   private closed = false;
@@ -158,6 +159,8 @@ export class ContainerRuntime {
       mkdirSync(d, { recursive: true });
     }
     for (const d of [this.layout.processesDir, this.layout.execDir, this.layout.storageImagesDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
+    this.spareImages = new SpareImages(this.layout.storageImagesDir, opts.taskStorageBytes ?? DEFAULT_TASK_STORAGE_BYTES);
+    this.spareImages.replenish();
     this.watchExits();
   }
 
@@ -230,7 +233,7 @@ export class ContainerRuntime {
     const L = this.layout;
     return this.storageLock.run(async () => {
       try {
-        await ensureLoopFilesystem(this.taskStorage(task.taskId));
+        await ensureLoopFilesystem(this.taskStorage(task.taskId), (image) => this.spareImages.take(image));
         const hostVolumes = task.volumes.filter((v) => v.hostSourcePath !== undefined);
         if (hostVolumes.length) {
           await ensureLoopFilesystem({ image: L.hostVolumeImage, mountPoint: L.hostVolumeArea, sizeBytes: this.opts.hostVolumeAreaBytes ?? this.opts.taskStorageBytes ?? DEFAULT_TASK_STORAGE_BYTES });
