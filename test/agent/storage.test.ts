@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { CannotStartContainerError } from '../../src/agent/runtime/errors.js';
 import { sourcePathComponents, stageHostVolume } from '../../src/agent/runtime/host-volumes.js';
 import { isMounted, unmountAllUnder } from '../../src/agent/runtime/overlay.js';
-import { SpareImages, ensureLoopFilesystem, parseStorageGiB, removeLoopFilesystem, type LoopFilesystem } from '../../src/agent/runtime/storage.js';
+import { SpareFilesystem, ensureLoopFilesystem, parseStorageGiB, removeLoopFilesystem, type LoopFilesystem } from '../../src/agent/runtime/storage.js';
 
 describe('sourcePath components', () => {
   it('splits absolute paths and refuses ".", ".." and the root', () => {
@@ -59,23 +59,31 @@ describe('loop filesystems and host volumes (real mounts)', { skip: process.getu
     assert.equal(loops().includes(fs.image), false, loops());
   });
 
-  it('keeps one formatted image ready: a task takes it by rename and another is made behind it', async () => {
+  it('keeps one filesystem mounted ahead: a task takes it by rename and bind, and another is made behind it', async () => {
     const spares = join(dir, 'spares');
+    const size = 20 * 1024 * 1024;
     mkdirSync(spares);
-    writeFileSync(join(spares, 'spare-1.img'), 'stale'); // another size: removed
-    const images = new SpareImages(spares, 20 * 1024 * 1024);
-    assert.equal(existsSync(join(spares, 'spare-1.img')), false);
-    images.replenish();
-    await images.idle();
-    const spare = join(spares, `spare-${20 * 1024 * 1024}.img`);
-    const ino = statSync(spare).ino;
-    const fs: LoopFilesystem = { image: join(spares, 'task.img'), mountPoint: join(dir, 'from-spare'), sizeBytes: 20 * 1024 * 1024 };
-    await ensureLoopFilesystem(fs, (image) => images.take(image));
+    writeFileSync(join(spares, 'spare.img'), 'another size'); // discarded
+    const spare = new SpareFilesystem(spares, size);
+    spare.replenish();
+    await spare.idle();
+    const ino = statSync(join(spares, 'spare.img')).ino;
+    assert.equal(statSync(join(spares, 'spare.img')).size, size);
+    const fs: LoopFilesystem = { image: join(spares, 'task.img'), mountPoint: join(dir, 'from-spare'), sizeBytes: size };
+    await ensureLoopFilesystem(fs, spare);
     assert.equal(statSync(fs.image).ino, ino, 'the spare itself became the task image');
     assert.ok(isMounted(fs.mountPoint));
-    await images.idle();
-    assert.ok(existsSync(spare), 'a new spare was made');
+    const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === fs.mountPoint)!;
+    assert.match(line.split(' ')[5]!, /nodev/);
+    assert.match(line.split(' ')[5]!, /nosuid/);
+    assert.equal(loops().split(fs.image).length, 2, `one loop device, following the renamed file:\n${loops()}`);
+    await spare.idle();
+    assert.ok(isMounted(join(spares, 'spare.mnt')), 'a new spare was made');
+    assert.notEqual(statSync(join(spares, 'spare.img')).ino, ino);
     await removeLoopFilesystem(fs);
+    assert.equal(loops().includes(fs.image), false, loops());
+    await spare.remove();
+    assert.equal(loops().includes(spares), false, loops());
   });
 
   it('resolves a sourcePath inside the area, made when missing, shared by whoever names it', async () => {

@@ -16,6 +16,7 @@ import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
 import { describeTask, taskId, waitFor, waitForLogs, waitForStatus } from '../helpers/ecs.js';
+import { agentPid } from '../helpers/instances.js';
 
 let berth: TestBerth;
 let registry: TestRegistry;
@@ -230,6 +231,18 @@ test('a task that fills its disk gets ENOSPC alone: its neighbour keeps running,
   await assertInstanceHealthy(n);
   const listed = await ecs.send(new ListTasksCommand({ cluster }));
   assert.ok(listed.taskArns!.includes(neighbour));
+  assert.ok(execFileSync('losetup', ['-a'], { encoding: 'utf8' }).includes(taskId(filler)), 'the filler\'s storage is a loop device');
+
+  // A restarted agent adopts the task's storage (kill -9: it cleans up what it did not make).
+  const ci = (await ecs.send(new DescribeContainerInstancesCommand({ cluster, containerInstances: [n.containerInstanceArn!] }))).containerInstances![0]!;
+  const pid = agentPid(ci.ec2InstanceId!);
+  process.kill(pid, 'SIGKILL');
+  await waitFor('a new agent', async () => { try { return agentPid(ci.ec2InstanceId!) !== pid; } catch { return false; } }, 15_000, 100);
+  await waitFor('the agent to reconnect', async () => {
+    const c = (await ecs.send(new DescribeContainerInstancesCommand({ cluster, containerInstances: [n.containerInstanceArn!] }))).containerInstances![0]!;
+    return c.agentConnected === true && c.status === 'ACTIVE';
+  }, 30_000, 200);
+  assert.equal((await describeTask(ecs, cluster, neighbour)).lastStatus, 'RUNNING');
 
   // Stopping the filler gives its storage back (its loop device goes with it).
   await stop(filler);

@@ -28,7 +28,7 @@ import { serializeOciConfig, type OciConfig } from './oci-types.js';
 import { mountOverlay, unmount, unmountAllUnder } from './overlay.js';
 import { stageHostVolume } from './host-volumes.js';
 import { Mutex } from './mutex.js';
-import { DEFAULT_TASK_STORAGE_BYTES, SpareImages, ensureLoopFilesystem, removeLoopFilesystem, type LoopFilesystem } from './storage.js';
+import { DEFAULT_TASK_STORAGE_BYTES, SpareFilesystem, ensureLoopFilesystem, removeLoopFilesystem, type LoopFilesystem } from './storage.js';
 import { readFileInRoot } from './rootfs-files.js';
 import { Runc } from './runc.js';
 import type { TerminalProcess } from './terminal.js';
@@ -133,7 +133,8 @@ export class ContainerRuntime {
   private readonly listeners = new Set<(s: ContainerState) => void>();
   /** Task storage and host volume mounts are made once, however many containers ask at once. */
   private readonly storageLock = new Mutex();
-  readonly spareImages: SpareImages;
+  /** A task filesystem made ahead, so that a task start does not wait for mkfs and the loop mount. */
+  readonly spareStorage: SpareFilesystem;
   private watcher?: FSWatcher;
   private scanTimer?: NodeJS.Timeout;
   private closed = false;
@@ -159,8 +160,8 @@ export class ContainerRuntime {
       mkdirSync(d, { recursive: true });
     }
     for (const d of [this.layout.processesDir, this.layout.execDir, this.layout.storageImagesDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
-    this.spareImages = new SpareImages(this.layout.storageImagesDir, opts.taskStorageBytes ?? DEFAULT_TASK_STORAGE_BYTES);
-    this.spareImages.replenish();
+    this.spareStorage = new SpareFilesystem(this.layout.storageImagesDir, opts.taskStorageBytes ?? DEFAULT_TASK_STORAGE_BYTES);
+    this.spareStorage.replenish();
     this.watchExits();
   }
 
@@ -233,7 +234,7 @@ export class ContainerRuntime {
     const L = this.layout;
     return this.storageLock.run(async () => {
       try {
-        await ensureLoopFilesystem(this.taskStorage(task.taskId), (image) => this.spareImages.take(image));
+        await ensureLoopFilesystem(this.taskStorage(task.taskId), this.spareStorage);
         const hostVolumes = task.volumes.filter((v) => v.hostSourcePath !== undefined);
         if (hostVolumes.length) {
           await ensureLoopFilesystem({ image: L.hostVolumeImage, mountPoint: L.hostVolumeArea, sizeBytes: this.opts.hostVolumeAreaBytes ?? this.opts.taskStorageBytes ?? DEFAULT_TASK_STORAGE_BYTES });
@@ -512,10 +513,6 @@ export class ContainerRuntime {
   }
 
   /**
-   * Resolves with the stopped state once the container's exit is recorded, or undefined after
-   * `timeoutMs` (on the runtime's clock unless `realTime`).
-   */
-  /**
    * Writes the process of an exec (`runc exec --process`) from the agent's own copy of the
    * container's process spec: without `--process`, runc would read the bundle's config.json.
    */
@@ -551,6 +548,10 @@ export class ContainerRuntime {
     }
   }
 
+  /**
+   * Resolves with the stopped state once the container's exit is recorded, or undefined after
+   * `timeoutMs` (on the runtime's clock unless `realTime`).
+   */
   waitForExit(id: string, timeoutMs?: number, realTime = false): Promise<ContainerState | undefined> {
     const meta = this.meta(id);
     const exit = readJson<ExitRecord>(this.layout.file(id, 'exit.json'));

@@ -5,7 +5,7 @@
 //
 // `mount -o loop` sets the loop device's autoclear flag, so unmounting (or the instance's mount
 // namespace ending) detaches it; the image file is the only thing left to delete.
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { run } from './exec.js';
 import { isMounted, unmount } from './overlay.js';
@@ -29,7 +29,7 @@ export async function formatImage(image: string, sizeBytes: number): Promise<voi
   // Made under a temporary name: a crash half-way never leaves an image that looks whole.
   const tmp = `${image}.new`;
   const fd = openSync(tmp, 'w', 0o600);
-  try { ftruncateSync(fd, Math.max(MIN_BYTES, Math.floor(sizeBytes / 4096) * 4096)); } finally { closeSync(fd); }
+  try { ftruncateSync(fd, imageBytes(sizeBytes)); } finally { closeSync(fd); }
   // No journal (nothing here must survive a host crash), inode tables left to read as the
   // sparse file's zeros (lazy_itable_init + noinit_itable: never written in the background),
   // no blocks reserved for root (containers run as root anyway).
@@ -38,54 +38,81 @@ export async function formatImage(image: string, sizeBytes: number): Promise<voi
 }
 
 /**
- * Formatted images of one size, one kept ready ahead: taking it is a rename, so `mkfs` (about
- * half of the ~60 ms a task's storage costs) runs after a task starts, not before.
+ * One task filesystem kept formatted and mounted ahead (`storage/spare.img` on
+ * `storage/spare.mnt`): a task takes it with a rename and a bind mount, so `mkfs` and the loop
+ * mount (~60 ms together, most of a task storage's cost) run behind the task start.
  */
-export class SpareImages {
+export class SpareFilesystem {
   private making: Promise<void> | undefined;
 
-  constructor(private readonly dir: string, readonly sizeBytes: number) {
-    // Spares of another size (the setting changed) or half-made by an agent that died.
-    for (const f of safeList(dir)) if (/^spare-\d+\.img(\.new)?$/.test(f) && f !== `spare-${sizeBytes}.img`) rmSync(join(dir, f), { force: true });
-  }
+  constructor(private readonly dir: string, readonly sizeBytes: number) {}
 
-  private get spare(): string { return join(this.dir, `spare-${this.sizeBytes}.img`); }
+  private get image(): string { return join(this.dir, 'spare.img'); }
+  private get mountPoint(): string { return join(this.dir, 'spare.mnt'); }
+  private get exactBytes(): number { return imageBytes(this.sizeBytes); }
 
-  /** Puts a formatted image at `image`: the spare when it is ready, else a new one. */
-  async take(image: string): Promise<void> {
-    try {
-      renameSync(this.spare, image);
-    } catch {
-      await formatImage(image, this.sizeBytes);
+  /**
+   * Gives `fs` (whose image does not exist yet) a mounted filesystem: the spare when one is
+   * ready, else one made now. Then makes the next spare in the background.
+   */
+  async take(fs: LoopFilesystem): Promise<void> {
+    await this.making;
+    if (fs.sizeBytes === this.sizeBytes && this.ready()) {
+      // The loop device follows the file: renamed, it is the task's image.
+      renameSync(this.image, fs.image);
+      mkdirSync(fs.mountPoint, { recursive: true });
+      // A bind keeps the mount's nodev,nosuid; the spare's own mount point then goes.
+      await run('mount', ['--bind', this.mountPoint, fs.mountPoint]);
+      await unmount(this.mountPoint);
+    } else {
+      await formatImage(fs.image, fs.sizeBytes);
+      await mountImage(fs);
     }
     this.replenish();
   }
 
-  /** Makes the spare in the background if there is none. */
+  private ready(): boolean {
+    try { return statSync(this.image).size === this.exactBytes && isMounted(this.mountPoint); } catch { return false; }
+  }
+
+  /** Makes the spare (in the background) unless one is ready or being made. */
   replenish(): void {
-    if (this.making || existsSync(this.spare)) return;
-    this.making = formatImage(this.spare, this.sizeBytes)
-      // Nothing is lost: the next task formats its own image, and fails with the reason if it must.
+    if (this.making || this.ready()) return;
+    this.making = (async () => {
+      // A spare of another size (the setting changed), or one an agent died while taking.
+      await unmount(this.mountPoint);
+      if (existsSync(this.image) && statSync(this.image).size !== this.exactBytes) rmSync(this.image, { force: true });
+      if (!existsSync(this.image)) await formatImage(this.image, this.sizeBytes);
+      await mountImage({ image: this.image, mountPoint: this.mountPoint, sizeBytes: this.sizeBytes });
+    })()
+      // Nothing is lost: the next task makes its own filesystem, and fails with the reason if it must.
       .catch(() => undefined)
       .finally(() => { this.making = undefined; });
   }
 
-  /** Resolves once no spare is being made (tests, shutdown). */
+  /** Resolves once no spare is being made (tests). */
   async idle(): Promise<void> { await this.making; }
+
+  /** Unmounts and deletes the spare (the instance's end does the same; tests call it). */
+  async remove(): Promise<void> {
+    await this.making;
+    await unmount(this.mountPoint);
+    rmSync(this.image, { force: true });
+  }
 }
 
 /**
- * Mounts the filesystem, creating its image on first use (with `make`, default a new
- * format). Already mounted (a restarted agent adopting its tasks: the mount lives in the
- * instance's mount namespace) → nothing to do; an image without a mount (the mount was
- * lost) is mounted again with its data.
+ * Mounts the filesystem, creating it on first use (from `spare` when given). Already mounted
+ * (a restarted agent adopting its tasks: the mount lives in the instance's mount namespace)
+ * → nothing to do; an image without a mount (the mount was lost) is mounted again with its data.
  */
-export async function ensureLoopFilesystem(fs: LoopFilesystem, make: (image: string) => Promise<void> = (i) => formatImage(i, fs.sizeBytes)): Promise<void> {
+export async function ensureLoopFilesystem(fs: LoopFilesystem, spare?: SpareFilesystem): Promise<void> {
   if (isMounted(fs.mountPoint)) return;
   mkdirSync(dirname(fs.image), { recursive: true, mode: 0o700 });
-  mkdirSync(fs.mountPoint, { recursive: true });
-  if (!existsSync(fs.image)) await make(fs.image);
-  await run('mount', ['-t', 'ext4', '-o', 'loop,nodev,nosuid,noinit_itable', fs.image, fs.mountPoint]);
+  if (existsSync(fs.image)) return mountImage(fs);
+  if (spare) return spare.take(fs);
+  await formatImage(fs.image, fs.sizeBytes);
+  await mountImage(fs);
 }
 
 /** Unmounts (which detaches the loop device) and deletes the image. */
@@ -96,9 +123,12 @@ export async function removeLoopFilesystem(fs: LoopFilesystem): Promise<void> {
   rmSync(`${fs.image}.new`, { force: true });
 }
 
-function safeList(dir: string): string[] {
-  try { return readdirSync(dir); } catch { return []; }
+async function mountImage(fs: LoopFilesystem): Promise<void> {
+  mkdirSync(fs.mountPoint, { recursive: true });
+  await run('mount', ['-t', 'ext4', '-o', 'loop,nodev,nosuid,noinit_itable', fs.image, fs.mountPoint]);
 }
+
+const imageBytes = (sizeBytes: number) => Math.max(MIN_BYTES, Math.floor(sizeBytes / 4096) * 4096);
 
 /** `BERTH_AGENT_TASK_STORAGE_GIB`-style text → bytes; fractions allowed (tests use a few hundred MiB). */
 export function parseStorageGiB(text: string | undefined, fallbackBytes = DEFAULT_TASK_STORAGE_BYTES): number {
