@@ -81,6 +81,7 @@ async function assertInstanceHealthy(t: Task): Promise<void> {
   const ci = r.containerInstances![0]!;
   assert.equal(ci.status, 'ACTIVE');
   assert.equal(ci.agentConnected, true);
+  assert.equal(ci.healthStatus?.overallStatus, 'OK', JSON.stringify(ci.healthStatus));
 }
 
 /** The instance's data dir as the unmodified runtime bound it: `/tmp/` then shows it at this path. */
@@ -130,7 +131,8 @@ test('a host volume at /tmp/ or /var/ shows nothing of the instance: no credenti
     assert.ok(!out.some((l) => /CREDENTIAL-READ|SECRET-IN-BUNDLE|VICTIM-LOG/.test(l)), `${sourcePath}:\n${out.join('\n')}`);
     // The area is the instance's volume area only: a fresh path there is empty.
     assert.ok(out.includes('entries: ') || out.includes('entries:'), `${sourcePath}:\n${out.join('\n')}`);
-    await waitForStatus(ecs, cluster, arn, 'STOPPED', 30_000);
+    const r = await waitForStatus(ecs, cluster, arn, 'STOPPED', 30_000);
+    assert.equal(r.containerInstanceArn, v.containerInstanceArn, 'the reader must share the victim\'s instance');
   }
   // The victim is unharmed.
   assert.equal((await describeTask(ecs, cluster, victim)).lastStatus, 'RUNNING');
