@@ -95,10 +95,8 @@ export interface ContainerRuntimeOptions {
   exitScanIntervalMs?: number;
   /** Where conmon's sockets go when `<dataDir>/s` would be too long a unix socket path. */
   socketsDir?: string;
-  /** Size of each task's writable storage (default 20 GiB, Fargate's default). */
+  /** Size of each task's writable storage, and of the instance's host volume area (default 20 GiB, Fargate's default). */
   taskStorageBytes?: number;
-  /** Size of the instance's host volume area (default: the task storage size). */
-  hostVolumeAreaBytes?: number;
 }
 
 export interface CreateOptions {
@@ -237,7 +235,7 @@ export class ContainerRuntime {
         await ensureLoopFilesystem(this.taskStorage(task.taskId), this.spareStorage);
         const hostVolumes = task.volumes.filter((v) => v.hostSourcePath !== undefined);
         if (hostVolumes.length) {
-          await ensureLoopFilesystem({ image: L.hostVolumeImage, mountPoint: L.hostVolumeArea, sizeBytes: this.opts.hostVolumeAreaBytes ?? this.opts.taskStorageBytes ?? DEFAULT_TASK_STORAGE_BYTES });
+          await ensureLoopFilesystem({ image: L.hostVolumeImage, mountPoint: L.hostVolumeArea, sizeBytes: this.opts.taskStorageBytes ?? DEFAULT_TASK_STORAGE_BYTES });
         }
         for (const v of hostVolumes) await stageHostVolume(L.hostVolumeArea, v.hostSourcePath!, L.hostVolumeMount(task.taskId, v.name));
       } catch (e) {
