@@ -109,6 +109,9 @@ export class SpareFilesystem {
 export async function ensureLoopFilesystem(fs: LoopFilesystem, spare?: SpareFilesystem): Promise<void> {
   if (isMounted(fs.mountPoint)) return;
   mkdirSync(dirname(fs.image), { recursive: true, mode: 0o700 });
+  // An agent that died while taking the spare left this image still mounted as the spare:
+  // the spare's set-up unmounts that first, and an image is never mounted twice.
+  await spare?.idle();
   if (existsSync(fs.image)) return mountImage(fs);
   if (spare) return spare.take(fs);
   await formatImage(fs.image, fs.sizeBytes);
