@@ -15,6 +15,8 @@ export interface BerthConfig {
   /** Auto repair waits this long (real seconds) before replacing an instance whose host still runs it. */
   agentRepairGraceSeconds: number;
   runtimeRepairGraceSeconds: number;
+  /** Size of each task's writable storage on an instance (its own filesystem; Fargate's default is 20). */
+  taskStorageGiB: number;
   /** ECS Exec limits (seconds, and sessions per task). */
   exec: { tokenTtlSeconds: number; idleTimeoutSeconds: number; maxSessionSeconds: number; maxSessionsPerTask: number; resumeWindowSeconds: number };
 }
@@ -32,6 +34,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BerthConfig
     drainGraceSeconds: positive(env.BERTH_DRAIN_GRACE, 7 * 86_400, 'BERTH_DRAIN_GRACE'),
     agentRepairGraceSeconds: positive(env.BERTH_AGENT_REPAIR_GRACE, 600, 'BERTH_AGENT_REPAIR_GRACE'),
     runtimeRepairGraceSeconds: positive(env.BERTH_RUNTIME_REPAIR_GRACE, 60, 'BERTH_RUNTIME_REPAIR_GRACE'),
+    taskStorageGiB: gibibytes(env.BERTH_TASK_STORAGE_GIB, 20, 'BERTH_TASK_STORAGE_GIB'),
     exec: {
       tokenTtlSeconds: positive(env.BERTH_EXEC_TOKEN_TTL, 60, 'BERTH_EXEC_TOKEN_TTL'),
       idleTimeoutSeconds: positive(env.BERTH_EXEC_IDLE_TIMEOUT, 20 * 60, 'BERTH_EXEC_IDLE_TIMEOUT'),
@@ -46,6 +49,14 @@ function positiveInteger(text: string | undefined, dflt: number, name: string): 
   if (text === undefined) return dflt;
   const n = Number(text);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive whole number; got '${text}'`);
+  return n;
+}
+
+function gibibytes(text: string | undefined, dflt: number, name: string): number {
+  if (text === undefined) return dflt;
+  const n = Number(text);
+  // Fractions for tests (a disk filler fills a quarter GiB in a second); 0.02 GiB is ext4's floor here.
+  if (!Number.isFinite(n) || n < 0.02) throw new Error(`${name} must be a number of GiB (at least 0.02); got '${text}'`);
   return n;
 }
 

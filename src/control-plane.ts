@@ -34,6 +34,8 @@ export interface ControlPlaneOptions {
   provider?: InstanceProvider | null;
   /** How long an agent may be disconnected before its instance's tasks count as lost. */
   heartbeatTimeoutMs: number;
+  /** Size of each task's writable storage on an instance. */
+  taskStorageGiB: number;
   ec2: Ec2;
   platforms: PlatformVersions;
   /** Lifecycle durations (AWS: 14 days, then 7 days of draining); shorter in tests. */
@@ -86,7 +88,7 @@ export class ControlPlane {
       store, ecs, provider: this.provider, clock, log, liveness: systemClock,
       // A small heap and one V8 worker thread keep the agent's memory per instance low.
       agentCommand: [process.execPath, '--max-old-space-size=40', '--max-semi-space-size=1', '--v8-pool-size=1', agentMain],
-      controlPlaneUrl: () => this.controlPlaneUrl,
+      controlPlaneUrl: () => this.controlPlaneUrl, taskStorageGiB: this.o.taskStorageGiB,
       platformVersion: () => this.o.platforms.latest()?.version ?? 'unknown',
       events: {
         changed: () => this.scheduler.wake(),

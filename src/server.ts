@@ -192,7 +192,7 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   let tlsEndpoint: string | undefined;
   const controlPlane: ControlPlane = new ControlPlane({
     dataDir: config.dataDir, store, ecs, logs, taskMetrics: new TaskMetrics(metrics.registry), clock, log,
-    heartbeatTimeoutMs: config.heartbeatTimeoutSeconds * 1000,
+    heartbeatTimeoutMs: config.heartbeatTimeoutSeconds * 1000, taskStorageGiB: config.taskStorageGiB,
     ec2, platforms, lifecycle: { maxLifetimeMs: config.maxInstanceLifetimeSeconds * 1000, drainGraceMs: config.drainGraceSeconds * 1000 },
     repairGrace: { agentMs: config.agentRepairGraceSeconds * 1000, runtimeMs: config.runtimeRepairGraceSeconds * 1000 },
     exec,

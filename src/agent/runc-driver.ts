@@ -7,6 +7,7 @@ import { withinLaunchGrant, type LaunchGrant } from './launch-grant.js';
 import type { ContainerSpec, TaskSpec } from './protocol.js';
 import { ContainerRuntime, ImageStore, LOST_REASON, readLog, START, taskUsage, type ContainerState, type LogCursor } from './runtime/index.js';
 import { CannotPullContainerError, ContainerExistsError } from './runtime/errors.js';
+import { parseStorageGiB } from './runtime/storage.js';
 
 const PULL_ATTEMPTS = 5;
 
@@ -35,14 +36,16 @@ function observe(s: ContainerState): ContainerObservation {
   };
 }
 
-export async function createRuncDriver(o: { dataDir: string; log: (line: string) => void; cgroupRoot?: string; launchGrant?: LaunchGrant }): Promise<ContainerDriver> {
+export async function createRuncDriver(o: { dataDir: string; log: (line: string) => void; cgroupRoot?: string; launchGrant?: LaunchGrant; taskStorageBytes?: number }): Promise<ContainerDriver> {
   const cgroupRoot = o.cgroupRoot ?? process.env.BERTH_CGROUP_PATH ?? ownCgroup();
+  // Each task's writable storage (and the host volume area) is a filesystem of this size.
+  const taskStorageBytes = o.taskStorageBytes ?? parseStorageGiB(process.env.BERTH_AGENT_TASK_STORAGE_GIB);
   const images = new ImageStore({ dataDir: o.dataDir });
   // conmon's sockets need a short path; a deep data dir uses the instance's private /dev/shm.
   const socketsDir = join(o.dataDir, 's').length > 55 ? '/dev/shm/berth-conmon' : undefined;
   // Tasks go below the provider's tasks cgroup (limits that keep a reserve for the agent and runtime) when there is one.
   const tasksRoot = o.cgroupRoot ?? process.env.BERTH_TASKS_CGROUP_PATH ?? cgroupRoot;
-  const runtime = new ContainerRuntime({ dataDir: o.dataDir, cgroupRoot: tasksRoot, ...(socketsDir ? { socketsDir } : {}) });
+  const runtime = new ContainerRuntime({ dataDir: o.dataDir, cgroupRoot: tasksRoot, taskStorageBytes, ...(socketsDir ? { socketsDir } : {}) });
   const logPaths = new Map<string, string>();
   const logPath = async (id: string) => {
     let p = logPaths.get(id);

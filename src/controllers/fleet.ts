@@ -49,6 +49,8 @@ export interface FleetOptions {
   events: FleetEvents;
   /** The newest platform version: new instances launch on it. */
   platformVersion: () => string;
+  /** Size of each task's writable storage (the agent makes it a filesystem of its own). */
+  taskStorageGiB: number;
 }
 
 export class Fleet implements GatewayHandlers {
@@ -131,6 +133,7 @@ export class Fleet implements GatewayHandlers {
             BERTH_AGENT_PRIVILEGED_CAPABILITIES: (ci.launchConfig?.privilegedCapabilities ?? []).join(' '),
             BERTH_AGENT_HOST_ACCESS: (ci.launchConfig?.hostAccess ?? []).join(' '),
             BERTH_AGENT_FIPS_REQUESTED: ci.launchConfig?.fips ? '1' : '0',
+            BERTH_AGENT_TASK_STORAGE_GIB: String(this.o.taskStorageGiB),
           },
         },
       });

@@ -293,7 +293,14 @@ export function normalizeTaskDefinition(input: Json): NormalizedTaskDefinition {
   for (const v of td.volumes ?? []) {
     if (!v.name || !NAME.test(v.name)) fail(`Volume name '${v.name ?? ''}' is invalid: up to 255 letters, numbers, hyphens and underscores.`);
     if (volumeNames.has(v.name)) fail(`Volume name '${v.name}' is used more than once.`);
-    if (v.host?.sourcePath !== undefined && !String(v.host.sourcePath).startsWith('/')) fail(`Volume '${v.name}': host.sourcePath must be an absolute path.`);
+    if (v.host?.sourcePath !== undefined) {
+      const src = String(v.host.sourcePath);
+      if (!src.startsWith('/')) fail(`Volume '${v.name}': host.sourcePath must be an absolute path.`);
+      // Host paths resolve inside the instance's volume area; '.' and '..' never do.
+      if (src.split('/').some((c) => c === '.' || c === '..')) {
+        throw invalidParameter(`Volume '${v.name}': host.sourcePath '${src}' must not contain '.' or '..' components; name the directory directly, e.g. /var/lib/app.`);
+      }
+    }
     volumeNames.add(v.name);
   }
   const names = new Set<string>();

@@ -2,7 +2,7 @@
 // runtime is pointed at a temp data dir and a private cgroup root.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { ContainerSpec, TaskSpec } from '../../src/agent/protocol.js';
 import { OOM_REASON, type ContainerState } from '../../src/agent/runtime/containers.js';
@@ -257,7 +257,55 @@ describe('container runtime (real containers)', { skip }, () => {
     t.diagnostic(`removing 20 running containers took ${Date.now() - t0} ms`);
     await sb.runtime.removeTask(task.taskId);
   });
+
+  it("runc exec (health checks) runs the agent's own copy of the process, whatever the bundle's config.json says", async () => {
+    const task = makeTask();
+    const c = await sb.runtime.create(task, makeContainer({ command: ['sleep', '1000'], environment: [{ name: 'OWN', value: 'yes' }] }), image);
+    await sb.runtime.start(c.id);
+    const config = sb.runtime.layout.file(c.id, 'config.json');
+    // What the old health-check escalation did from a host volume: add CAP_SYS_ADMIN and an env var.
+    writeFileSync(config, readFileSync(config, 'utf8').replaceAll('"CAP_CHOWN"', '"CAP_SYS_ADMIN","CAP_CHOWN"').replace('"OWN=yes"', '"OWN=edited"'));
+    const r = await sb.runtime.exec(c.id, ['sh', '-c', 'grep CapEff /proc/self/status; echo "own=$OWN"'], 10_000);
+    assert.equal(r.exitCode, 0, r.output);
+    assert.match(r.output, /CapEff:\s*00000000a80425fb/);
+    assert.match(r.output, /own=yes/);
+    assert.deepEqual(readdirSync(sb.runtime.layout.execDir).filter((f) => f.endsWith('.json')), [], 'exec process files are removed');
+    await sb.runtime.remove(c.id);
+    assert.equal(existsSync(sb.runtime.layout.processSpec(c.id)), false);
+    await sb.runtime.removeTask(task.taskId);
+  });
+
+  it('a task writes to a bounded filesystem of its own, found again by a restarted runtime and gone with the task', async () => {
+    const rt = sb.newRuntime({ taskStorageBytes: 64 * 1024 * 1024 });
+    const task = makeTask({ volumes: [{ name: 'scratch' }] });
+    const mountPoints = [{ sourceVolume: 'scratch', containerPath: '/scratch', readOnly: false }];
+    const filler = await rt.create(task, makeContainer({ command: ['sh', '-c', 'dd if=/dev/zero of=/big bs=1M count=200 2>&1 | head -1; echo kept > /scratch/f; echo filled; exec sleep 1000'], mountPoints }), image);
+    await rt.start(filler.id);
+    await waitForLog(filler.logPath, /filled/);
+    assert.match(readFileSync(filler.logPath, 'utf8'), /No space left on device/);
+    const image0 = rt.layout.taskStorageImage(task.taskId);
+    assert.ok(loopDevices().includes(image0), 'the task storage is a loop device');
+    // A restarted agent (a new runtime on the same data dir) adds a container to the task: same filesystem.
+    const again = sb.newRuntime({ taskStorageBytes: 64 * 1024 * 1024 });
+    const sibling = await again.create(task, makeContainer({ name: 'sibling', command: ['sh', '-c', 'cat /scratch/f; df -k / | tail -1'], mountPoints }), image);
+    await again.start(sibling.id);
+    const done = await again.waitForExit(sibling.id, 10_000);
+    assert.equal(done?.exitCode, 0);
+    const out = readLog(done!.logPath, START, { final: true }).events.map((e) => e.message);
+    assert.equal(out[0], 'kept');
+    assert.equal(loopDevices().split(image0).length, 2, 'one loop device for the task, not two');
+    await again.remove(sibling.id);
+    await again.remove(filler.id);
+    await again.removeTask(task.taskId);
+    assert.equal(existsSync(image0), false);
+    assert.equal(loopDevices().includes(image0), false, loopDevices());
+    assert.equal(existsSync(again.layout.taskDir(task.taskId)), false);
+  });
 });
+
+function loopDevices(): string {
+  return execFileSync('losetup', ['-a'], { encoding: 'utf8' });
+}
 
 async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -193,8 +193,8 @@ describe('buildOciSpec', () => {
       mountPoints: [{ sourceVolume: 'data', containerPath: '/var/data', readOnly: false }, { sourceVolume: 'host', containerPath: '/host', readOnly: true }],
     }, { volumes: [{ name: 'data' }, { name: 'host', hostSourcePath: '/srv/host' }] }));
     const byDest = Object.fromEntries(s.mounts.map((m) => [m.destination, m]));
-    assert.deepEqual(byDest['/var/data'], { destination: '/var/data', type: 'bind', source: '/data/tasks/t/volumes/data', options: ['rbind', 'rprivate', 'rw'] });
-    assert.deepEqual(byDest['/host']?.options, ['rbind', 'rprivate', 'ro']);
+    assert.deepEqual(byDest['/var/data'], { destination: '/var/data', type: 'bind', source: '/data/tasks/t/volumes/data', options: ['rbind', 'rprivate', 'nosuid', 'nodev', 'rw'] });
+    assert.deepEqual(byDest['/host']?.options, ['rbind', 'rprivate', 'nosuid', 'nodev', 'ro']);
     assert.equal(byDest['/etc/resolv.conf']?.source, '/data/tasks/t/etc/resolv.conf');
     assert.equal(byDest[INIT_PATH_IN_CONTAINER]?.source, '/usr/bin/tini-static');
     assert.deepEqual(s.process.args, [INIT_PATH_IN_CONTAINER, '--', 'serve']);

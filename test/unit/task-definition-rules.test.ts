@@ -39,6 +39,10 @@ test('rejects what managed instances do not support, saying what to change', () 
   reject({ ...mi, containerDefinitions: [{ ...base.containerDefinitions[0], dnsServers: ['1.1.1.1'] }] }, /dnsServers is not supported/);
   reject({ ...mi, containerDefinitions: [{ ...base.containerDefinitions[0], linuxParameters: { sharedMemorySize: 64 } }] }, /linuxParameters.sharedMemorySize/);
   reject({ ...mi, volumes: [{ name: 'v', host: { sourcePath: '/etc' } }] }, /outside the instance's writable locations/);
+  for (const sourcePath of ['/var/lib/../..', '/tmp/./x']) {
+    assert.throws(() => normalizeTaskDefinition({ ...mi, volumes: [{ name: 'v', host: { sourcePath } }] } as any),
+      (e: any) => e.code === 'InvalidParameterException' && /host.sourcePath .* must not contain '.' or '..'/.test(e.message), sourcePath);
+  }
   reject({ ...mi, volumes: [{ name: 'v', dockerVolumeConfiguration: {} }] }, /dockerVolumeConfiguration is not supported/);
   reject({ ...mi, runtimePlatform: { operatingSystemFamily: 'WINDOWS_SERVER_2022_CORE' } }, /use LINUX/);
   reject({ ...mi, containerDefinitions: [{ ...base.containerDefinitions[0], logConfiguration: { logDriver: 'splunk' } }] }, /log driver 'splunk'/);

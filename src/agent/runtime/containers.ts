@@ -5,8 +5,10 @@
 //
 // Every container's state is on disk under the instance data dir: the bundle
 // (containers/<id>: meta.json, config.json, sync.json, conmon.pid, ctr.log, started,
-// exit.json), runc's state (runc/) and conmon's exit files (exits/<id>). Ids are derived from
-// (task id, container name), so no database is needed to find them again.
+// exit.json), runc's state (runc/), conmon's exit files (exits/<id>) and the agent's copy of
+// its process spec (processes/<id>.json). Ids are derived from (task id, container name), so
+// no database is needed to find them again. What the container writes is on its task's own
+// bounded filesystem (storage.ts), never beside these.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
@@ -24,12 +26,16 @@ import type { PulledImage } from './images.js';
 import { RuntimeLayout } from './layout.js';
 import { CFS_PERIOD_US, buildOciSpec, cfsQuota, taskHostname } from './oci-spec.js';
 import { serializeOciConfig, type OciConfig } from './oci-types.js';
-import { mountOverlay, unmount } from './overlay.js';
+import { mountOverlay, unmount, unmountAllUnder } from './overlay.js';
+import { stageHostVolume } from './host-volumes.js';
+import { Mutex } from './mutex.js';
+import { DEFAULT_TASK_STORAGE_BYTES, SpareFilesystem, ensureLoopFilesystem, removeLoopFilesystem, type LoopFilesystem } from './storage.js';
 import { readFileInRoot } from './rootfs-files.js';
 import { Runc } from './runc.js';
 import type { TerminalProcess } from './terminal.js';
 import { DEFAULT_SECCOMP_PROFILE, SeccompProfiles } from './seccomp.js';
-import { ensureEtcFiles, ensureVolumes } from './task-files.js';
+import { ensureEtcFiles, ensureTaskVolumes, volumePaths } from './task-files.js';
+import type { OciProcess } from './oci-types.js';
 
 /** ECS's wording for a container the kernel OOM-killed. */
 export const OOM_REASON = 'OutOfMemoryError: Container killed due to memory usage';
@@ -90,6 +96,8 @@ export interface ContainerRuntimeOptions {
   exitScanIntervalMs?: number;
   /** Where conmon's sockets go when `<dataDir>/s` would be too long a unix socket path. */
   socketsDir?: string;
+  /** Size of each task's writable storage, and of the instance's host volume area (default 20 GiB, Fargate's default). */
+  taskStorageBytes?: number;
 }
 
 export interface CreateOptions {
@@ -124,6 +132,10 @@ export class ContainerRuntime {
   private readonly finalizing = new Map<string, Promise<ContainerState>>();
   private readonly waiters = new Map<string, Set<(s: ContainerState) => void>>();
   private readonly listeners = new Set<(s: ContainerState) => void>();
+  /** Task storage and host volume mounts are made once, however many containers ask at once. */
+  private readonly storageLock = new Mutex();
+  /** A task filesystem made ahead, so that a task start does not wait for mkfs and the loop mount. */
+  readonly spareStorage: SpareFilesystem;
   private watcher?: FSWatcher;
   private scanTimer?: NodeJS.Timeout;
   private closed = false;
@@ -149,6 +161,9 @@ export class ContainerRuntime {
     for (const d of [this.layout.runcRoot, this.layout.exitsDir, this.layout.socketsDir, this.layout.containersDir, this.layout.tasksDir, join(opts.dataDir, 'persist')]) {
       mkdirSync(d, { recursive: true });
     }
+    for (const d of [this.layout.processesDir, this.layout.execDir, this.layout.storageImagesDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
+    this.spareStorage = new SpareFilesystem(this.layout.storageImagesDir, opts.taskStorageBytes ?? DEFAULT_TASK_STORAGE_BYTES);
+    this.spareStorage.replenish();
     this.watchExits();
   }
 
@@ -179,13 +194,12 @@ export class ContainerRuntime {
     const hostname = task.networkMode === 'awsvpc' ? taskHostname(task.taskId) : (this.opts.instanceHostname ?? osHostname());
 
     // Build (and so validate: privilege gate, user, ulimits...) before touching anything.
-    const volumePaths = Object.fromEntries(task.volumes.map((v) => [v.name, v.hostSourcePath ?? L.taskVolume(task.taskId, v.name)]));
-    const etcPlanned = { hosts: join(L.taskDir(task.taskId), 'etc', 'hosts'), hostname: join(L.taskDir(task.taskId), 'etc', 'hostname') };
+    const etcPlanned = { hosts: join(L.taskEtcDir(task.taskId), 'hosts'), hostname: join(L.taskEtcDir(task.taskId), 'hostname') };
     const specInput = {
       task, container, image: image.config, rootfsPath: L.file(id, 'rootfs'), cgroupsPath,
       passwd: readFileInRoot(image.rootfs, '/etc/passwd'), group: readFileInRoot(image.rootfs, '/etc/group'),
       host: this.host, seccompFor: (caps: readonly string[]) => this.seccomp.forCapabilities(caps),
-      instanceHostname: hostname, volumePaths, etcFiles: etcPlanned,
+      instanceHostname: hostname, volumePaths: volumePaths(L, task), etcFiles: etcPlanned,
       ...(this.binaries.tiniStatic ? { initBinary: this.binaries.tiniStatic } : {}),
       ...(opts.pidNamespacePath ? { pidNamespacePath: opts.pidNamespacePath } : {}),
       pidsLimit: this.opts.pidsLimit ?? taskPidsMax(taskMemoryMiB(task), this.pool),
@@ -193,8 +207,9 @@ export class ContainerRuntime {
     };
     buildOciSpec(specInput);
 
+    await this.prepareTask(task);
     const etc = ensureEtcFiles(L, task, hostname, { hosts: this.opts.instanceHosts ?? '/etc/hosts', resolvConf: this.opts.instanceResolvConf ?? '/etc/resolv.conf' });
-    ensureVolumes(L, task);
+    ensureTaskVolumes(L, task);
     const spec = buildOciSpec({ ...specInput, etcFiles: etc });
 
     const meta: Meta = {
@@ -210,15 +225,43 @@ export class ContainerRuntime {
     }
   }
 
+  private taskStorage(taskId: string): LoopFilesystem {
+    return { image: this.layout.taskStorageImage(taskId), mountPoint: this.layout.taskStorage(taskId), sizeBytes: this.opts.taskStorageBytes ?? DEFAULT_TASK_STORAGE_BYTES };
+  }
+
+  /**
+   * The task's bounded storage, and its host volumes bound from the instance's area, before
+   * any of its containers is made (found again, not remade, by a restarted agent).
+   */
+  private prepareTask(task: TaskSpec): Promise<void> {
+    const L = this.layout;
+    return this.storageLock.run(async () => {
+      try {
+        await ensureLoopFilesystem(this.taskStorage(task.taskId), this.spareStorage);
+        const hostVolumes = task.volumes.filter((v) => v.hostSourcePath !== undefined);
+        if (hostVolumes.length) {
+          await ensureLoopFilesystem({ image: L.hostVolumeImage, mountPoint: L.hostVolumeArea, sizeBytes: this.opts.taskStorageBytes ?? DEFAULT_TASK_STORAGE_BYTES });
+        }
+        for (const v of hostVolumes) await stageHostVolume(L.hostVolumeArea, v.hostSourcePath!, L.hostVolumeMount(task.taskId, v.name));
+      } catch (e) {
+        throw e instanceof CannotStartContainerError ? e : new CannotStartContainerError(`preparing the task's storage: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    });
+  }
+
   private async createBundle(id: string, task: TaskSpec, container: ContainerSpec, image: PulledImage, meta: Meta, spec: OciConfig, taskCgroupPath: string): Promise<ContainerState> {
     const L = this.layout;
     const bundle = L.bundle(id);
     // meta.json first: a bundle without it is garbage from a crash and list() removes it.
     mkdirSync(bundle, { recursive: true });
     writeJsonAtomic(L.file(id, 'meta.json'), meta);
-    for (const d of ['upper', 'work', 'rootfs'] as const) mkdirSync(L.file(id, d), { recursive: true });
+    const upper = L.containerLayer(task.taskId, id, 'upper');
+    const work = L.containerLayer(task.taskId, id, 'work');
+    for (const d of [upper, work, L.file(id, 'rootfs')]) mkdirSync(d, { recursive: true });
     try {
-      await mountOverlay(image.rootfs, L.file(id, 'upper'), L.file(id, 'work'), L.file(id, 'rootfs'));
+      await mountOverlay(image.rootfs, upper, work, L.file(id, 'rootfs'));
+      // The agent's own copy of the process, which `runc exec` uses (never the bundle's).
+      writeJsonAtomic(L.processSpec(id), spec.process);
       writeFileSync(L.file(id, 'config.json'), serializeOciConfig(spec));
       ensureTaskCgroup(taskCgroupPath, {
         ...(task.memory ? { memoryBytes: task.memory * 1024 * 1024 } : {}),
@@ -318,15 +361,26 @@ export class ContainerRuntime {
       // level goes when its last container does (rmdir fails harmlessly while others remain).
       removeCgroup(meta.cgroupsPath, this.cgroupMount);
       removeCgroup(meta.taskCgroupPath, this.cgroupMount);
+      rmSync(join(L.taskStorage(meta.taskId), 'containers', id), { recursive: true, force: true });
     }
-    for (const p of [L.bundle(id), L.persistDir(id), L.exitFile(id), L.socketLink(id)]) rmSync(p, { recursive: true, force: true });
+    await unmountAllUnder(L.bundle(id));
+    for (const p of [L.bundle(id), L.persistDir(id), L.exitFile(id), L.socketLink(id), L.processSpec(id)]) rmSync(p, { recursive: true, force: true });
   }
 
-  /** Removes a task's files (etc files, task-scoped volumes) and its cgroup, once its containers are removed. */
+  /**
+   * Removes a task's files (etc files, task-scoped volumes: its whole storage, image included),
+   * its host volume mounts (the area itself stays) and its cgroup, once its containers are removed.
+   */
   async removeTask(taskId: string): Promise<void> {
     const remaining = this.ids().filter((id) => readJson<Meta>(this.layout.file(id, 'meta.json'))?.taskId === taskId);
     if (remaining.length) throw new Error(`task ${taskId} still has containers: ${remaining.join(', ')}`);
-    rmSync(this.layout.taskDir(taskId), { recursive: true, force: true });
+    await this.storageLock.run(async () => {
+      // Host volume binds and the task's storage (unmounting it detaches its loop device);
+      // with nothing mounted below it, deleting the dir never reaches into a shared filesystem.
+      await unmountAllUnder(this.layout.taskDir(taskId));
+      await removeLoopFilesystem(this.taskStorage(taskId));
+      rmSync(this.layout.taskDir(taskId), { recursive: true, force: true });
+    });
     removeCgroup(this.taskCgroupPath(taskId), this.cgroupMount);
   }
 
@@ -463,21 +517,45 @@ export class ContainerRuntime {
   }
 
   /**
-   * Resolves with the stopped state once the container's exit is recorded, or undefined after
-   * `timeoutMs` (on the runtime's clock unless `realTime`).
+   * Writes the process of an exec (`runc exec --process`) from the agent's own copy of the
+   * container's process spec: without `--process`, runc would read the bundle's config.json.
    */
+  private execProcessFile(id: string, argv: string[], terminal: boolean): { file: string; base: string } {
+    const own = readJson<OciProcess>(this.layout.processSpec(id));
+    if (!own) throw new NoSuchContainerError(`no process spec of container ${id} is kept by this agent (it was made by an older one): cannot exec in it`);
+    const env = terminal ? [...own.env.filter((e) => !e.startsWith('TERM=')), 'TERM=xterm'] : own.env;
+    const base = join(this.layout.execDir, `${id}-${randomBytes(6).toString('hex')}`);
+    writeFileSync(`${base}.process.json`, JSON.stringify({ ...own, args: argv, env, terminal }), { mode: 0o600 });
+    return { file: `${base}.process.json`, base };
+  }
+
   /** Runs a command inside a running container (health checks); exit code -1 on timeout. */
-  exec(id: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
-    return this.runc.execIn(id, argv, timeoutMs);
+  async exec(id: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+    const { file } = this.execProcessFile(id, argv, false);
+    try {
+      return await this.runc.execIn(id, file, timeoutMs);
+    } finally {
+      rmSync(file, { force: true });
+    }
   }
 
   /** Opens a command in a running container on a pseudo-terminal (ECS Exec). */
-  execTerminal(id: string, argv: string[], size: { cols: number; rows: number }): Promise<TerminalProcess> {
-    const dir = join(this.opts.dataDir, 'exec');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return this.runc.execTerminal(id, argv, { ...size, pidFile: join(dir, `${id}-${randomBytes(6).toString('hex')}.pid`) });
+  async execTerminal(id: string, argv: string[], size: { cols: number; rows: number }): Promise<TerminalProcess> {
+    const { file, base } = this.execProcessFile(id, argv, true);
+    try {
+      const term = await this.runc.execTerminal(id, file, { ...size, pidFile: `${base}.pid` });
+      term.onExit(() => rmSync(file, { force: true }));
+      return term;
+    } catch (e) {
+      rmSync(file, { force: true });
+      throw e;
+    }
   }
 
+  /**
+   * Resolves with the stopped state once the container's exit is recorded, or undefined after
+   * `timeoutMs` (on the runtime's clock unless `realTime`).
+   */
   waitForExit(id: string, timeoutMs?: number, realTime = false): Promise<ContainerState | undefined> {
     const meta = this.meta(id);
     const exit = readJson<ExitRecord>(this.layout.file(id, 'exit.json'));

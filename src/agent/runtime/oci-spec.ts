@@ -228,7 +228,8 @@ function volumeMounts(input: SpecInput): OciMount[] {
     if (!task.volumes.some((v) => v.name === m.sourceVolume) || !input.volumePaths[m.sourceVolume]) {
       throw new ContainerSpecError(`Container '${c.name}': mount point sourceVolume '${m.sourceVolume}' is not a volume of the task.`);
     }
-    return { destination: m.containerPath, type: 'bind', source: input.volumePaths[m.sourceVolume]!, options: ['rbind', 'rprivate', m.readOnly ? 'ro' : 'rw'] };
+    // nosuid/nodev: a volume is written by tasks (a host volume by any task of the instance).
+    return { destination: m.containerPath, type: 'bind', source: input.volumePaths[m.sourceVolume]!, options: ['rbind', 'rprivate', 'nosuid', 'nodev', m.readOnly ? 'ro' : 'rw'] };
   });
 }
 

@@ -38,12 +38,15 @@ export class Runc {
   }
 
   /**
-   * Runs a command in a running container (no terminal), returning its exit code and output.
+   * Runs a process in a running container (no terminal), returning its exit code and output.
    * A timeout kills the exec'd process and counts as a failure (exit code -1).
+   *
+   * Always `--process`, a file the caller writes where no container can reach: without it runc
+   * takes the process (capabilities, user, env) from the bundle's config.json.
    */
-  execIn(id: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+  execIn(id: string, processFile: string, timeoutMs: number): Promise<{ exitCode: number; output: string }> {
     return new Promise((resolve) => {
-      const child = execFile(this.bin, ['--root', this.root, 'exec', id, ...argv], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024, encoding: 'utf8' },
+      const child = execFile(this.bin, ['--root', this.root, 'exec', '--process', processFile, id], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024, encoding: 'utf8' },
         (err, stdout, stderr) => {
           const output = (stdout + stderr).slice(-4096);
           if (!err) { resolve({ exitCode: 0, output }); return; }
@@ -54,9 +57,12 @@ export class Runc {
     });
   }
 
-  /** Runs a command in a running container on a pseudo-terminal (ECS Exec; see terminal.ts). */
-  execTerminal(id: string, argv: string[], o: { cols: number; rows: number; pidFile: string }): Promise<TerminalProcess> {
-    return spawnTerminal(this.bin, ['--root', this.root, 'exec', '--tty', '--env', 'TERM=xterm', '--pid-file', o.pidFile, id, ...argv], o);
+  /**
+   * Runs a process (`"terminal": true` in its file, which runc honours as `--tty`) in a running
+   * container on a pseudo-terminal (ECS Exec; see terminal.ts).
+   */
+  execTerminal(id: string, processFile: string, o: { cols: number; rows: number; pidFile: string }): Promise<TerminalProcess> {
+    return spawnTerminal(this.bin, ['--root', this.root, 'exec', '--process', processFile, '--pid-file', o.pidFile, id], o);
   }
 
   /** Deletes the container's runc state and leaf cgroups; `force` kills it first if running. */

@@ -1,6 +1,8 @@
 // Per-task files on the instance: the /etc files Docker would generate (hosts, hostname,
 // resolv.conf), and the task-scoped volumes (volumes without a host sourcePath), which all the
-// task's containers share and which live as long as the task.
+// task's containers share and which live as long as the task. Both are on the task's own
+// storage (containers can write them), which must be mounted first; host volumes are
+// host-volumes.ts's.
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TaskSpec } from '../protocol.js';
@@ -19,7 +21,7 @@ export function hostsFileText(hostname: string, ipv4?: string): string {
 
 /** Writes the task's /etc files once (a second container of the task reuses them). */
 export function ensureEtcFiles(layout: RuntimeLayout, task: TaskSpec, hostname: string, instanceFiles: { hosts: string; resolvConf: string }): EtcFiles {
-  const dir = join(layout.taskDir(task.taskId), 'etc');
+  const dir = layout.taskEtcDir(task.taskId);
   mkdirSync(dir, { recursive: true });
   const files: EtcFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname') };
   if (!existsSync(files.hosts)) {
@@ -34,13 +36,13 @@ export function ensureEtcFiles(layout: RuntimeLayout, task: TaskSpec, hostname: 
   return files;
 }
 
-/** Host path of every task volume: its sourcePath (created if missing, as Docker does) or a task-scoped dir. */
-export function ensureVolumes(layout: RuntimeLayout, task: TaskSpec): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of task.volumes) {
-    const path = v.hostSourcePath ?? layout.taskVolume(task.taskId, v.name);
-    mkdirSync(path, { recursive: true });
-    out[v.name] = path;
-  }
-  return out;
+/** Where each volume of the task is, for its containers to bind: a task-scoped dir or the host volume's mount point. */
+export function volumePaths(layout: RuntimeLayout, task: TaskSpec): Record<string, string> {
+  return Object.fromEntries(task.volumes.map((v) => [v.name,
+    v.hostSourcePath !== undefined ? layout.hostVolumeMount(task.taskId, v.name) : layout.taskVolume(task.taskId, v.name)]));
+}
+
+/** Makes the task-scoped volumes (empty dirs on the task's storage). */
+export function ensureTaskVolumes(layout: RuntimeLayout, task: TaskSpec): void {
+  for (const v of task.volumes) if (v.hostSourcePath === undefined) mkdirSync(layout.taskVolume(task.taskId, v.name), { recursive: true });
 }
