@@ -36,7 +36,7 @@ function observe(s: ContainerState): ContainerObservation {
 
 export async function createRuncDriver(o: { dataDir: string; log: (line: string) => void; cgroupRoot?: string }): Promise<ContainerDriver> {
   const cgroupRoot = o.cgroupRoot ?? process.env.BERTH_CGROUP_PATH ?? ownCgroup();
-  const images = new ImageStore({ dataDir: o.dataDir });
+  const images = new ImageStore({ dataDir: o.dataDir, ...(process.env.BERTH_PULL_NETNS ? { pullNetns: process.env.BERTH_PULL_NETNS } : {}) });
   // conmon's sockets need a short path; a deep data dir uses the instance's private /dev/shm.
   const socketsDir = join(o.dataDir, 's').length > 55 ? '/dev/shm/berth-conmon' : undefined;
   const runtime = new ContainerRuntime({ dataDir: o.dataDir, cgroupRoot, ...(socketsDir ? { socketsDir } : {}) });
