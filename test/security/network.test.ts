@@ -130,8 +130,9 @@ test('ARP poisoning of the gateway and of a neighbour from an awsvpc task is ign
   const started = Date.now();
   let messages: string[] | undefined;
   while (!messages) {
-    const ci = await instanceOf('victim');
-    if (!ci.agentConnected) disconnected.push(Date.now() - started);
+    // (An instance no longer listed counts too: repairs may have replaced it.)
+    const ci = await instanceOf('victim').catch(() => undefined);
+    if (!ci?.agentConnected || ci.ec2InstanceId !== v.id) disconnected.push(Date.now() - started);
     const victimView = sh(`ip -n berth-${v.id} neigh show ${gateway.host}`);
     const lladdr = /lladdr (\S+)/.exec(victimView)?.[1];
     if (lladdr && lladdr !== gwMac) poisoned.add(`victim's entry for the gateway: ${victimView.trim()}`);
@@ -139,12 +140,13 @@ test('ARP poisoning of the gateway and of a neighbour from an awsvpc task is ign
     const hostLl = /lladdr (\S+)/.exec(hostView)?.[1];
     if (hostLl && hostLl !== macForAddress(v.address)) poisoned.add(`gateway's entry for the victim: ${hostView.trim()}`);
     try { messages = await waitForLogs(berth, '/security-net', attack.stream, (m) => m.includes('done'), 500); } catch { /* still attacking */ }
-    if (Date.now() - started > 60_000) throw new Error('the attack task did not finish');
+    if (Date.now() - started > 45_000) break; // the attacker's own agent may be cut off too: no logs
   }
-  const seen = Number(/victim-frames (\d+)/.exec(messages.join('\n'))?.[1] ?? NaN);
-  assert.equal(seen, 0, `the attacker saw ${seen} frames of the victim's traffic`);
   assert.deepEqual([...poisoned], [], 'ARP entries were poisoned');
   assert.deepEqual(disconnected, [], `the victim's agent was disconnected (ms into the attack: ${disconnected.join(', ')})`);
+  assert.ok(messages, "the attack task's logs never arrived");
+  const seen = Number(/victim-frames (\d+)/.exec(messages.join('\n'))?.[1] ?? NaN);
+  assert.equal(seen, 0, `the attacker saw ${seen} frames of the victim's traffic`);
   await assertVictimUnharmed();
 });
 

@@ -92,6 +92,8 @@ export function firewallScript(net: SlotNetwork, state: FirewallState): string {
     '    ct state established,related accept',
     `    ip daddr ${net.gateway} ip saddr @instances tcp dport @agent_ports accept`,
     `    ip daddr ${net.gateway} ip saddr @pullers tcp dport @relay_ports accept`,
+    // A refused connection fails at once (an agent retries at once after a restart of Berth).
+    '    meta l4proto tcp counter reject with tcp reset',
     '    counter drop',
     '  }',
     '  chain forward {',
