@@ -66,11 +66,11 @@ after(async () => {
 
 let families = 0;
 /** Runs `script` (sh -c) in a task of `cluster`; returns the task once RUNNING or STOPPED. */
-async function runTask(cluster: string, networkMode: 'awsvpc' | 'host', script: string): Promise<{ arn: string; stream: string; task: Task }> {
+async function runTask(cluster: string, networkMode: 'awsvpc' | 'host', script: string, taskImage = image): Promise<{ arn: string; stream: string; task: Task }> {
   const family = `net-${++families}`;
   const r = await ecs.send(new RegisterTaskDefinitionCommand({
     family, requiresCompatibilities: ['MANAGED_INSTANCES'], networkMode,
-    containerDefinitions: [{ name: 'app', image, memory: 32, stopTimeout: 1, logConfiguration: log(family), command: ['sh', '-c', script] }],
+    containerDefinitions: [{ name: 'app', image: taskImage, memory: 32, stopTimeout: 1, logConfiguration: log(family), command: ['sh', '-c', script] }],
   }));
   const run = await ecs.send(new RunTaskCommand({ cluster, taskDefinition: r.taskDefinition!.taskDefinitionArn! }));
   assert.equal(run.failures?.length ?? 0, 0, JSON.stringify(run.failures));
@@ -242,5 +242,16 @@ test('the registry relay: unreachable from tasks in both modes, and pull only ev
     assert.notEqual(push.status, 0, 'a push through the relay succeeded');
   } finally { img.cleanup(); }
   assert.equal((await fetch(`http://${registry.address}/v2/evil/tags/list`)).status, 404, 'the registry got an image through the relay');
+
+  // An image "on" Berth's own API port: the relay opens, and never passes a request to the API.
+  const apiPort = Number(new URL(berth.creds.endpoint).port);
+  const onApi = await runTask('victim', 'host', 'true', `127.0.0.1:${apiPort}/x:latest`);
+  const stopped = onApi.task.lastStatus === 'STOPPED' ? onApi.task : await waitForStatus(ecs, 'victim', onApi.arn, 'STOPPED', 90_000);
+  assert.match(`${stopped.stoppedReason} ${stopped.containers![0]!.reason}`, /CannotPullContainerError/);
+  const apiRelay = sh('ss -Hltn').split('\n').map((l) => l.trim().split(/\s+/)[3] ?? '').find((a) => a === `${gateway.host}:${apiPort}`);
+  assert.ok(apiRelay, 'a relay for the API port');
+  const viaApiRelay = spawnSync('nsenter', [`--net=${pullNetns}`, process.execPath, '-e',
+    `fetch('http://${apiRelay}/v2/', { signal: AbortSignal.timeout(5000) }).then(async (r) => console.log(r.status, await r.text()), (e) => console.log('ERR', e.message))`], { encoding: 'utf8' }).stdout;
+  assert.match(viaApiRelay, /^403 .*a port of Berth itself/, viaApiRelay);
   await assertVictimUnharmed();
 });

@@ -122,19 +122,26 @@ export async function nft(script: string): Promise<void> {
 /**
  * Applies the slot's rules from `state()`, read when the rewrite runs: rewrites are serialised
  * and a request made while one is queued joins it, so the last rewrite always sees the latest
- * records.
+ * records. No bridge, no rules: a late rewrite (a process still stopping while `berth down`
+ * released the slot) never leaves tables behind for the slot's next holder.
  */
 export class Firewall {
   private tail: Promise<void> = Promise.resolve();
   private queued?: Promise<void>;
 
-  constructor(private readonly net: SlotNetwork, private readonly state: () => FirewallState, private readonly apply: (script: string) => Promise<void> = nft) {}
+  constructor(
+    private readonly net: SlotNetwork,
+    private readonly state: () => FirewallState,
+    private readonly apply: (script: string) => Promise<void>,
+    private readonly bridgeExists: () => Promise<boolean>,
+  ) {}
 
   sync(): Promise<void> {
     if (this.queued) return this.queued;
-    const next = this.tail.catch(() => undefined).then(() => {
+    const next = this.tail.catch(() => undefined).then(async () => {
       this.queued = undefined;
-      return this.apply(firewallScript(this.net, this.state()));
+      const script = firewallScript(this.net, this.state());
+      if (await this.bridgeExists()) await this.apply(script);
     });
     this.queued = next;
     this.tail = next;

@@ -1,5 +1,6 @@
 // Host networking with iproute2: the slot's bridge, and network namespaces joined to it by
-// a veth pair (host end `bv<slot>-<c>-<d>` on the bridge, `eth0` inside).
+// a veth pair (host end `bv<slot>-<c>-<d>` on the bridge, `eth0` inside). Ports are locked
+// down before they come up (securePort); what they may send is firewall.ts's business.
 import { writeFileSync } from 'node:fs';
 import { run } from './exec.js';
 import { macForAddress } from './addresses.js';

@@ -34,7 +34,7 @@ import { Firewall, nft, removalScript, type BridgePort, type FirewallState } fro
 import { Forwarders, parseLoopback } from './forwarder.js';
 import { slotNetwork, SlotLeases, type SlotNetwork } from './host-lease.js';
 import {
-  deleteLink, deleteNetns, ensureBridge, listLinks, listNetns, netnsAddresses, plugNetns, securePort, subnetInUse, unplugNetns,
+  deleteLink, deleteNetns, ensureBridge, linkExists, listLinks, listNetns, netnsAddresses, plugNetns, securePort, subnetInUse, unplugNetns,
 } from './net.js';
 import { INIT_SCRIPT, LAUNCH_SCRIPT, SUPERVISOR_SCRIPT } from './scripts.js';
 
@@ -226,7 +226,7 @@ export class LocalInstanceProvider implements InstanceProvider {
     await ensureBridge(net);
     this.net = net;
     this.pool = new AddressPool(join(this.stateDir, 'addresses'), net);
-    this.firewall = new Firewall(net, () => this.firewallState(), nft);
+    this.firewall = new Firewall(net, () => this.firewallState(), nft, () => linkExists(net.bridge));
     // Ports made by an earlier version, or whose settings were lost, are locked down again.
     for (const p of this.ports()) await securePort(net, p.ifname, p.address).catch(() => undefined);
     await this.firewall.sync();
