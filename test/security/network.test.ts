@@ -234,6 +234,7 @@ test('the registry relay: unreachable from tasks in both modes, and pull only ev
     assert.equal(fetchIn(method, path), '405', `${method} ${path} through the relay`);
   }
   assert.equal(fetchIn('GET', '/metrics'), '404', 'only the registry API is relayed');
+  await waitFor('the refusal in Berth\'s log', async () => /registry relay to 127\.0\.0\.1:\d+: refused PUT \/v2\/evil\/manifests\/latest from 10\.\d+\.\d+\.\d+: 405/.test(berth.output), 5_000);
   // And skopeo, pushing for real from the pull namespace, is refused.
   const img = buildImage();
   try {

@@ -90,6 +90,9 @@ function refuse(res: import('node:http').ServerResponse, status: number, message
 export class Forwarders {
   private readonly servers = new Map<string, { server: Server; address: string; port: number; agent: Agent }>();
 
+  /** `log` gets every refused request (only agents reach a relay: a refusal means a broken or hostile one). */
+  constructor(private readonly log: (line: string) => void) {}
+
   /**
    * A relay on listenHost to the target: on the target's port when that is free there (stable
    * across restarts), else on a port the kernel picks. Returns "listenHost:port".
@@ -123,14 +126,18 @@ export class Forwarders {
   private relay(target: LoopbackTarget, agent: Agent, req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void {
     req.resume(); // a pull sends no body; never pass one on
     const decision = relayDecision(req.method, req.url);
+    const refused = (status: number, message: string, headers: Record<string, string> = {}) => {
+      this.log(`registry relay to ${target.host}:${target.port}: refused ${String(req.method).slice(0, 16)} ${String(req.url).slice(0, 200)} from ${req.socket.remoteAddress}: ${status}`);
+      refuse(res, status, message, headers);
+    };
     if (!decision.relay) {
-      refuse(res, decision.status, decision.message, decision.status === 405 ? { Allow: 'GET, HEAD' } : {});
+      refused(decision.status, decision.message, decision.status === 405 ? { Allow: 'GET, HEAD' } : {});
       return;
     }
     // Checked per request: Berth's API may start listening after the relay opened (a pull
     // then fails with this message rather than the whole desired state with an exception).
     if (reachesOwnSocket(target, ownListeners())) {
-      refuse(res, 403, `${target.host}:${target.port} is a port of Berth itself, not a registry`);
+      refused(403, `${target.host}:${target.port} is a port of Berth itself, not a registry`);
       return;
     }
     const origin = `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;

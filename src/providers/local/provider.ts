@@ -122,7 +122,7 @@ export class LocalInstanceProvider implements InstanceProvider {
   private readonly leases: SlotLeases;
   private readonly clock: Clock;
   private readonly log: (line: string) => void;
-  private readonly forwarders = new Forwarders();
+  private readonly forwarders: Forwarders;
   private readonly mutex = new KeyedMutex();
   private prepared?: Promise<SlotNetwork>;
   private net?: SlotNetwork;
@@ -139,6 +139,7 @@ export class LocalInstanceProvider implements InstanceProvider {
     this.leases = new SlotLeases(options.hostStateDir ?? '/run/berth-local');
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? (() => undefined);
+    this.forwarders = new Forwarders((line) => this.log(`local provider: ${line}`));
   }
 
   // ---- paths ------------------------------------------------------------------------------
