@@ -187,8 +187,9 @@ test('services on the host and the agent gateway are unreachable from tasks', { 
     // The gateway address and every other address of the host (not loopback, not Berth's bridges).
     const hostAddrs = [gateway.host, ...sh('ip -4 -o addr show').split('\n').map((l) => /^\d+: (\S+)\s+inet (\S+)\//.exec(l))
       .filter((m): m is RegExpExecArray => !!m && m[1] !== 'lo' && !/^berth\d+$/.test(m[1]!)).map((m) => m[2]!)];
-    const probe = hostAddrs.map((a) => `echo "try ${a}"; nc -w 2 ${a} ${port} </dev/null`).join('; ');
-    const gatewayProbe = `printf 'GET /agent HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' | nc -w 2 ${gateway.host} ${gateway.port}`;
+    // stdin stays open a second: busybox nc stops reading once its stdin ends.
+    const probe = hostAddrs.map((a) => `echo "try ${a}"; sleep 1 | nc -w 2 ${a} ${port}`).join('; ');
+    const gatewayProbe = `(printf 'GET /agent HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 1) | nc -w 2 ${gateway.host} ${gateway.port}`;
     const [awsvpc, host] = await Promise.all([
       runTask('attacker', 'awsvpc', `${probe}; echo "try gateway port"; ${gatewayProbe}; echo done`),
       runTask('attacker', 'host', `${probe}; echo done`),
@@ -212,7 +213,8 @@ test('the registry relay: unreachable from tasks in both modes, and pull only ev
     .filter((a) => a.startsWith(`${gateway.host}:`) && a !== `${gateway.host}:${gateway.port}`).map((a) => Number(a.split(':')[1]));
   assert.ok(relays.length > 0, 'no relay listening on the gateway address');
   const relay = relays[0]!;
-  const probe = `printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ${gateway.host} ${relay}; printf 'POST /v2/evil/blobs/uploads/ HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ${gateway.host} ${relay}; echo done`;
+  const request = (line: string) => `(printf '${line} HTTP/1.0\\r\\n\\r\\n'; sleep 1) | nc -w 2 ${gateway.host} ${relay}`;
+  const probe = `${request('GET /v2/')}; ${request('POST /v2/evil/blobs/uploads/')}; echo done`;
   const [awsvpc, host] = await Promise.all([runTask('attacker', 'awsvpc', probe), runTask('victim', 'host', probe)]);
   for (const t of [awsvpc, host]) {
     const out = (await logsOf(t.stream)).join('\n');
