@@ -310,9 +310,11 @@ export class LocalInstanceProvider implements InstanceProvider {
       this.cgroups.create(id, rec.limits);
 
       await step('network');
-      await plugNetns(net, netns, rec.hostVeth, address);
-      // No default route: pulls reach the relays on the gateway and nothing else.
-      await plugNetns(net, rec.pull!.netns, rec.pull!.hostVeth, pullAddress, { defaultRoute: false });
+      await Promise.all([
+        plugNetns(net, netns, rec.hostVeth, address),
+        // No default route: pulls reach the relays on the gateway and nothing else.
+        plugNetns(net, rec.pull!.netns, rec.pull!.hostVeth, pullAddress, { defaultRoute: false }),
+      ]);
       await this.firewall!.sync();
 
       await step('process');
@@ -437,8 +439,7 @@ export class LocalInstanceProvider implements InstanceProvider {
     }
     await this.cgroups.killAll(id);
     for (const t of this.taskRecords().filter((t) => t.instanceId === id)) await this.removeTask(t);
-    await unplugNetns(rec.netns, rec.hostVeth);
-    if (rec.pull) await unplugNetns(rec.pull.netns, rec.pull.hostVeth);
+    await Promise.all([unplugNetns(rec.netns, rec.hostVeth), rec.pull && unplugNetns(rec.pull.netns, rec.pull.hostVeth)]);
     await this.cgroups.remove(id);
     await this.removeDataDir(rec.dataDir);
     rmSync(this.consoleFile(id), { force: true });
