@@ -66,8 +66,8 @@ export interface InstanceProvider {
   /** Idempotent. */
   detachTaskNetwork(taskId: string): Promise<void>;
   /**
-   * The agent gateway listens on `gatewayAddress:port` (called once it does, after prepare()):
-   * instances, and nothing else on the instances' network, may reach it.
+   * The agent gateway listens on `gatewayAddress:port` (called once it does, after prepare(),
+   * for each port it listens on): instances, and nothing else on their network, may reach it.
    */
   gatewayListening(port: number): Promise<void>;
   /**

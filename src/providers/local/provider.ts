@@ -254,7 +254,6 @@ export class LocalInstanceProvider implements InstanceProvider {
   async gatewayListening(port: number): Promise<void> {
     if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`the gateway port must be 1-65535, got ${port}`);
     await this.prepare();
-    this.agentPorts.clear();
     this.agentPorts.add(port);
     await this.firewall!.sync();
   }
