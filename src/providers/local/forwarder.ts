@@ -6,7 +6,7 @@
 // reaches the registry. The firewall lets only the instances' pull namespaces reach it, and
 // a relay never forwards to a port of Berth itself (its API, its gateway).
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { Agent, createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 export interface LoopbackTarget { host: string; port: number }
@@ -81,14 +81,18 @@ export function reachesOwnSocket(target: LoopbackTarget, listeners: { address: s
   return listeners.some((l) => l.port === target.port && (l.address === '0.0.0.0' || l.address === '::' || l.address === target.host));
 }
 
-function refuse(res: import('node:http').ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+function refuse(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ errors: [{ code: status === 405 ? 'UNSUPPORTED' : 'DENIED', message }] });
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 
+interface Relay { server: Server; address: string; port: number; agent: Agent }
+
 export class Forwarders {
-  private readonly servers = new Map<string, { server: Server; address: string; port: number; agent: Agent }>();
+  private readonly servers = new Map<string, Relay>();
+  /** Relays being opened (concurrent calls for one target share one). */
+  private readonly opening = new Map<string, Promise<Relay>>();
 
   /** `log` gets every refused request (only agents reach a relay: a refusal means a broken or hostile one). */
   constructor(private readonly log: (line: string) => void) {}
@@ -101,6 +105,17 @@ export class Forwarders {
     const key = `${listenHost}|${target.host}|${target.port}`;
     const existing = this.servers.get(key);
     if (existing) return existing;
+    let opening = this.opening.get(key);
+    if (!opening) {
+      opening = this.open(listenHost, target).finally(() => this.opening.delete(key));
+      this.opening.set(key, opening);
+    }
+    const relay = await opening;
+    this.servers.set(key, relay);
+    return relay;
+  }
+
+  private async open(listenHost: string, target: LoopbackTarget): Promise<Relay> {
     const agent = new Agent({ keepAlive: true, maxSockets: 16 });
     const server = createServer((req, res) => this.relay(target, agent, req, res));
     server.on('connect', (_req, socket: Socket) => { socket.end('HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\n\r\n'); });
@@ -118,12 +133,10 @@ export class Forwarders {
       throw new Error(`cannot open a registry relay on ${listenHost} to ${target.host}:${target.port}: ${(e as Error).message}`);
     }
     const port = (server.address() as { port: number }).port;
-    const entry = { server, address: `${listenHost}:${port}`, port, agent };
-    this.servers.set(key, entry);
-    return entry;
+    return { server, address: `${listenHost}:${port}`, port, agent };
   }
 
-  private relay(target: LoopbackTarget, agent: Agent, req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void {
+  private relay(target: LoopbackTarget, agent: Agent, req: IncomingMessage, res: ServerResponse): void {
     req.resume(); // a pull sends no body; never pass one on
     const decision = relayDecision(req.method, req.url);
     const refused = (status: number, message: string, headers: Record<string, string> = {}) => {
