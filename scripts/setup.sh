@@ -18,7 +18,7 @@ flock 9
 # `test` install the missing ones (apt-get update only when something is missing); otherwise
 # this costs a few dpkg-query calls (milliseconds).
 if [ "$(id -u)" = 0 ] && { [ "${1:-}" = up ] || [ "${1:-}" = test ] || [ "${1:-}" = registry ]; } && command -v dpkg-query >/dev/null 2>&1; then
-  runtime_pkgs="runc conmon skopeo umoci docker-registry busybox-static golang-github-containers-common tini iproute2 openssl e2fsprogs"
+  runtime_pkgs="runc conmon skopeo umoci docker-registry busybox-static golang-github-containers-common tini iproute2 nftables openssl e2fsprogs"
   missing=""
   for p in $runtime_pkgs; do
     dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing="$missing $p"

@@ -147,6 +147,7 @@ export class ControlPlane {
       address = await this.gateway.listen(gatewayHost, 0);
     }
     writeFileSync(portFile, JSON.stringify({ host: gatewayHost, port: address.port }) + '\n');
+    await this.provider?.gatewayListening(address.port).catch((e: Error) => log(`berth: instances cannot reach the gateway: ${e.message}`));
     this.controlPlaneUrl = `ws://${gatewayHost}:${address.port}/agent`;
 
     const services = new ServiceController({ store, ecs, clock, liveness: systemClock, log, heartbeatTimeoutMs: this.o.heartbeatTimeoutMs });

@@ -40,7 +40,7 @@ export async function createRuncDriver(o: { dataDir: string; log: (line: string)
   const cgroupRoot = o.cgroupRoot ?? process.env.BERTH_CGROUP_PATH ?? ownCgroup();
   // Each task's writable storage (and the host volume area) is a filesystem of this size.
   const taskStorageBytes = o.taskStorageBytes ?? parseStorageGiB(process.env.BERTH_AGENT_TASK_STORAGE_GIB);
-  const images = new ImageStore({ dataDir: o.dataDir });
+  const images = new ImageStore({ dataDir: o.dataDir, ...(process.env.BERTH_PULL_NETNS ? { pullNetns: process.env.BERTH_PULL_NETNS } : {}) });
   // conmon's sockets need a short path; a deep data dir uses the instance's private /dev/shm.
   const socketsDir = join(o.dataDir, 's').length > 55 ? '/dev/shm/berth-conmon' : undefined;
   // Tasks go below the provider's tasks cgroup (limits that keep a reserve for the agent and runtime) when there is one.

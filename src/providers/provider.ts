@@ -65,7 +65,16 @@ export interface InstanceProvider {
   attachTaskNetwork(instanceId: string, taskId: string): Promise<TaskNetwork>;
   /** Idempotent. */
   detachTaskNetwork(taskId: string): Promise<void>;
-  /** Makes a registry on the host's loopback (e.g. "127.0.0.1:5000") reachable from instances; returns "GATEWAY:PORT". */
+  /**
+   * The agent gateway listens on `gatewayAddress:port` (called once it does, after prepare(),
+   * for each port it listens on): instances, and nothing else on their network, may reach it.
+   */
+  gatewayListening(port: number): Promise<void>;
+  /**
+   * Makes a registry on the host's loopback (e.g. "127.0.0.1:5000") reachable for the agents'
+   * pulls (only: no container reaches it, and it relays pulls, never pushes); returns the
+   * "HOST:PORT" agents dial instead.
+   */
   ensureRegistryForward(loopbackHostPort: string): Promise<string>;
   /** Stops forwarders etc.; does NOT terminate instances (they outlive the control plane). */
   close(): Promise<void>;

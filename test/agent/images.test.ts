@@ -1,6 +1,7 @@
 // Image pulls from a real registry (Debian's docker-registry on 127.0.0.1) into an instance's
 // OCI layout: by tag, by digest, through a loopback forward, coalesced, verified.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -87,6 +88,18 @@ describe('image pulls', { skip: cannotRunContainers() }, () => {
     const port = await freePort();
     await assert.rejects(sb.images.pull(`127.0.0.1:${port}/x:1`), (e: unknown) => e instanceof CannotPullContainerError && e.kind === 'unreachable' && /registry 127\.0\.0\.1:\d+ unreachable/.test(e.message));
     await assert.rejects(sb.images.pull(`registry.invalid:${port}/x:1`), (e: unknown) => e instanceof CannotPullContainerError && e.kind === 'unreachable');
+  });
+
+  it('runs skopeo in the given pull network namespace (where the host\'s loopback registry is out of reach)', async () => {
+    const netns = `berth-images-test-${process.pid}`;
+    execFileSync('ip', ['netns', 'add', netns]);
+    try {
+      const store = new ImageStore({ dataDir: join(sb.dataDir, 'in-netns'), pullNetns: `/run/netns/${netns}` });
+      await assert.rejects(store.pull(`${sb.registry.address}/tools/busybox:1.0`),
+        (e: unknown) => e instanceof CannotPullContainerError && e.kind === 'unreachable' && /connection refused|network is unreachable/.test(e.message));
+    } finally {
+      execFileSync('ip', ['netns', 'del', netns]);
+    }
   });
 
   it('pushes what it built (helper round trip)', () => {

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { AddressPool, addressOfHostVeth, hostVethName, macForAddress } from '../../src/providers/local/addresses.js';
 import { limitsFor } from '../../src/providers/local/cgroups.js';
-import { parseLoopback } from '../../src/providers/local/forwarder.js';
+import { firewallScript } from '../../src/providers/local/firewall.js';
+import { parseLoopback, reachesOwnSocket, relayDecision } from '../../src/providers/local/forwarder.js';
 import { MAX_SLOTS, SlotLeases, slotNetwork } from '../../src/providers/local/host-lease.js';
 
 const work = mkdtempSync(join(tmpdir(), 'berth-provider-parts-'));
@@ -43,6 +44,48 @@ test('registry forwards only accept loopback addresses', () => {
   assert.throws(() => parseLoopback('registry.example.com:5000'), /only a loopback registry/);
   assert.throws(() => parseLoopback('127.0.0.1'), /HOST:PORT/);
   assert.throws(() => parseLoopback('127.0.0.1:70000'), /HOST:PORT/);
+});
+
+test('the registry relay passes pulls of the registry API only', () => {
+  for (const url of ['/v2/', '/v2', '/v2/busybox/manifests/latest', '/v2/library/busybox/manifests/sha256:' + 'a'.repeat(64),
+    '/v2/a/b/blobs/sha256:' + 'b'.repeat(64), '/v2/x/tags/list?n=10', '/v2/_catalog']) {
+    assert.deepEqual(relayDecision('GET', url), { relay: true }, url);
+  }
+  assert.deepEqual(relayDecision('HEAD', '/v2/busybox/manifests/1.0'), { relay: true });
+  for (const m of ['POST', 'PUT', 'PATCH', 'DELETE', 'CONNECT', 'OPTIONS', undefined]) assert.equal((relayDecision(m, '/v2/x/blobs/uploads/') as { status: number }).status, 405, String(m));
+  for (const url of ['/', '/metrics', '/agent', '/v2/x/blobs/uploads/abc', '/v2/../metrics', '/v2/X/manifests/latest', '/v1/_ping', 'http://evil/v2/']) {
+    assert.equal((relayDecision('GET', url) as { status: number }).status, 404, url);
+  }
+  const target = { host: '127.0.0.1', port: 4480 };
+  assert.equal(reachesOwnSocket(target, [{ address: '127.0.0.1', port: 4480 }]), true, "Berth's API");
+  assert.equal(reachesOwnSocket(target, [{ address: '0.0.0.0', port: 4480 }]), true);
+  assert.equal(reachesOwnSocket(target, [{ address: '::', port: 4480 }]), true);
+  assert.equal(reachesOwnSocket(target, [{ address: '10.203.0.1', port: 4480 }]), false, 'a relay on the gateway address with the same port');
+  assert.equal(reachesOwnSocket(target, [{ address: '127.0.0.1', port: 5000 }]), false);
+});
+
+test('the slot firewall: one table per family and slot, rules only for this slot\'s ports', () => {
+  const net = slotNetwork(3);
+  const script = firewallScript(net, {
+    ports: [
+      { ifname: 'bv3-0-2', mac: '02:b7:0a:cb:00:02', address: '10.203.0.2', role: 'instance' },
+      { ifname: 'bv3-0-3', mac: '02:b7:0a:cb:00:03', address: '10.203.0.3', role: 'pull' },
+      { ifname: 'bv3-0-4', mac: '02:b7:0a:cb:00:04', address: '10.203.0.4', role: 'task' },
+      { ifname: 'bv4-0-2', mac: '02:b7:0a:cc:00:02', address: '10.204.0.2', role: 'task' },
+    ],
+    agentPorts: [40001], relayPorts: [5000],
+  });
+  assert.deepEqual(script.match(/^table \S+ \S+ \{$/gm), ['table bridge berth3 {', 'table inet berth3 {']);
+  assert.doesNotMatch(script, /bv4-|10\.204\./, "another slot's port never appears");
+  assert.match(script, /set peers \{[^}]*elements = \{ "bv3-0-2" \. 02:b7:0a:cb:00:02 \. 10\.203\.0\.2, "bv3-0-4" [^}]*\}; \}/, 'pull ports are no peers');
+  assert.match(script, /set instances \{ type ipv4_addr; elements = \{ 10\.203\.0\.2 \}; \}/);
+  assert.match(script, /set pullers \{ type ipv4_addr; elements = \{ 10\.203\.0\.3 \}; \}/);
+  assert.match(script, /ip daddr 10\.203\.0\.1 ip saddr @instances tcp dport @agent_ports accept/);
+  assert.match(script, /iifname != "bv3-\*" accept/);
+  if (process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v nft']).status === 0) {
+    const check = spawnSync('nft', ['-c', '-f', '-'], { input: script, encoding: 'utf8' });
+    assert.equal(check.status, 0, `nft -c rejects the script: ${check.stderr}`);
+  }
 });
 
 test('addresses: lowest free first, never twice, reusable once released, owners recorded', () => {

@@ -72,6 +72,7 @@ function leftovers(dataDir: string, id: string, extra: { netns?: string[]; links
   const out: string[] = [];
   const netns = sh('ip netns list').split('\n').map((l) => l.split(' ')[0]);
   for (const n of [`berth-${id}`, ...(extra.netns ?? [])]) if (netns.includes(n)) out.push(`netns ${n}`);
+  for (const n of netns) if (n.endsWith(`-pull-${id}`)) out.push(`netns ${n}`);
   const links = sh('ip -br link').split('\n').map((l) => l.split(/[\s@]/)[0]);
   for (const l of extra.links ?? []) if (links.includes(l)) out.push(`link ${l}`);
   for (const c of readdirSync('/sys/fs/cgroup')) if (existsSync(`/sys/fs/cgroup/${c}/berth/${id}`)) out.push(`cgroup ${c}/berth/${id}`);
@@ -213,23 +214,29 @@ exec sleep 1000
     await waitFor('second start recorded', () => readFileSync(join(inst.dataDir, 'starts'), 'utf8').trim().split('\n').length === 2);
   });
 
-  it('forwards a loopback registry to the gateway, reachable from inside the instance', async () => {
-    const server: Server = createHttpServer((req, res) => res.end(`registry says hi to ${req.url}`));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  it('relays a loopback registry on the gateway, for pulls from the instance\'s pull namespace only', async () => {
+    // In another process: a relay never forwards to a port of the process it runs in (Berth's own).
+    const server = spawn(process.execPath, ['-e', `require('http').createServer((req, res) => res.end('registry says hi to ' + req.method + ' ' + req.url))
+      .listen(0, '127.0.0.1', function () { console.log(this.address().port); })`], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
-      const port = (server.address() as { port: number }).port;
+      const port = Number(await new Promise<string>((r) => server.stdout!.once('data', (d) => r(String(d)))));
       const forwarded = await provider.ensureRegistryForward(`127.0.0.1:${port}`);
       assert.equal(forwarded, `${gateway}:${port}`);
       assert.equal(await provider.ensureRegistryForward(`localhost:${port}`), forwarded, 'idempotent');
-      const get = async (url: string) => inInstance(inst.initPid, [process.execPath, '-e',
-        `fetch(${JSON.stringify(url)}).then((r) => r.text()).then((t) => console.log(t), (e) => { console.log('ERR', e.cause?.code ?? e.message); })`]);
-      assert.match((await get(`http://${forwarded}/v2/`)).out, /registry says hi to \/v2\//);
-      assert.match((await get(`http://127.0.0.1:${port}/v2/`)).out, /ERR ECONNREFUSED/, "the host's loopback is not the instance's");
-      assert.equal(sh(`ip netns exec berth-${inst.instanceId} ss -ltnuH`).trim(), '', 'the forwarder does not listen inside the instance');
+      const fetchJs = (url: string, method = 'GET') => [process.execPath, '-e',
+        `fetch(${JSON.stringify(url)}, { method: '${method}', signal: AbortSignal.timeout(2000) }).then(async (r) => console.log(r.status, await r.text()), (e) => { console.log('ERR', e.cause?.code ?? e.name); })`];
+      const pullNetns = `/run/netns/berth${provider.network!.slot}-pull-${inst.instanceId}`;
+      const fromPull = async (url: string, method?: string) => inInstance(inst.initPid, ['nsenter', `--net=${pullNetns}`, '--', ...fetchJs(url, method)]);
+      assert.match((await fromPull(`http://${forwarded}/v2/`)).out, /^200 registry says hi to GET \/v2\//);
+      assert.match((await fromPull(`http://${forwarded}/v2/x/blobs/uploads/`, 'POST')).out, /^405 .*pulls only/, 'no push');
+      assert.match((await fromPull(`http://${forwarded}/elsewhere`)).out, /^404 /, 'only the registry API');
+      assert.match((await inInstance(inst.initPid, fetchJs(`http://${forwarded}/v2/`))).out, /^ERR/, 'the instance (and its host-mode tasks) cannot reach the relay');
+      assert.match((await inInstance(inst.initPid, fetchJs(`http://127.0.0.1:${port}/v2/`))).out, /ERR ECONNREFUSED/, "the host's loopback is not the instance's");
+      assert.equal(sh(`ip netns exec berth-${inst.instanceId} ss -ltnuH`).trim(), '', 'the relay does not listen inside the instance');
       await assert.rejects(provider.ensureRegistryForward('10.1.2.3:5000'), /only a loopback registry/);
     } finally {
       await provider.close();
-      server.close();
+      server.kill('SIGKILL');
     }
   });
 
@@ -362,7 +369,8 @@ exec sleep 1000
     // 'record' stalled before writing its record: only its address file was left (freed, not an instance).
     assert.deepEqual(removed.sort(), stalled.slice(1).map((s) => s.instanceId).sort());
     for (const s of stalled) assert.deepEqual(leftovers(dataDir, s.instanceId), [], `leftovers of the launch stalled at ${s.step}`);
-    assert.deepEqual(readdirSync(join(dataDir, 'local-provider', 'addresses')), [launched.privateIpv4Address]);
+    const kept = JSON.parse(readFileSync(join(dataDir, 'local-provider', 'instances', `${launched.instanceId}.json`), 'utf8')) as { pull: { address: string } };
+    assert.deepEqual(readdirSync(join(dataDir, 'local-provider', 'addresses')).sort(), [launched.privateIpv4Address, kept.pull.address].sort(), 'its own and its pull address');
     assert.equal(await provider.isAlive(launched.instanceId), true, 'kept');
     assert.deepEqual((await provider.list()).map((i) => i.instanceId), [launched.instanceId]);
 

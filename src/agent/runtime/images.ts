@@ -6,6 +6,9 @@
 // A tag is first resolved to the registry's manifest digest (`skopeo inspect --raw`, hashed
 // here), and then the digest is copied, so what is unpacked is exactly what was resolved even
 // if the tag moves meanwhile; a reference that names a digest must match it.
+//
+// On an instance skopeo runs in the instance's pull network namespace (`pullNetns`, entered
+// with `nsenter --net`): the only place the registry relays admit, and one no container joins.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +33,9 @@ export interface ImageStoreOptions {
   dataDir: string;
   skopeo?: string;
   umoci?: string;
+  /** A network namespace (path, e.g. /run/netns/…) skopeo runs in; unset: this process's own. */
+  pullNetns?: string;
+  nsenter?: string;
   /** Registry host[:port] as written in image names → address to dial instead (plain HTTP). */
   registryForwards?: Record<string, string>;
   /** Registries (as named, or their dialled address) spoken to over HTTP or unverified TLS. */
@@ -106,6 +112,16 @@ export class ImageStore {
     return { ...process.env, TMPDIR: this.tmp };
   }
 
+  /** skopeo with `args`, in the pull namespace when there is one. */
+  private skopeo(args: string[]): Promise<{ stdout: string }> {
+    const skopeo = this.opts.skopeo ?? 'skopeo';
+    const timeoutMs = this.opts.timeoutMs ?? 10 * 60_000;
+    const [bin, argv] = this.opts.pullNetns
+      ? [this.opts.nsenter ?? 'nsenter', [`--net=${this.opts.pullNetns}`, '--', skopeo, ...args]]
+      : [skopeo, args];
+    return run(bin, argv, { timeoutMs, env: this.env() });
+  }
+
   private async pullOnce(ref: ImageRef): Promise<PulledImage> {
     // Content named by digest needs no registry once it is here; a tag resolved lately is
     // trusted for tagCacheMs (a burst of task starts asks the registry once).
@@ -125,13 +141,12 @@ export class ImageStore {
   }
 
   private async resolveAndPull(ref: ImageRef): Promise<PulledImage> {
-    const skopeo = this.opts.skopeo ?? 'skopeo';
     const timeoutMs = this.opts.timeoutMs ?? 10 * 60_000;
     const source = pullSource(ref, this.forwards, this.insecure);
     // 1. Resolve the manifest digest (exact bytes hashed here: this is the verification).
     let raw: string;
     try {
-      ({ stdout: raw } = await run(skopeo, ['inspect', '--raw', `--tls-verify=${source.tlsVerify}`, source.reference], { timeoutMs, env: this.env() }));
+      ({ stdout: raw } = await this.skopeo(['inspect', '--raw', `--tls-verify=${source.tlsVerify}`, source.reference]));
     } catch (e) {
       throw pullError(ref, source.address, e);
     }
@@ -149,8 +164,8 @@ export class ImageStore {
       const name = `sha256-${digest.slice('sha256:'.length)}`;
       const digestFile = join(this.tmp, `${name}.digest`);
       try {
-        await run(skopeo, ['copy', '--quiet', `--src-tls-verify=${pinned.tlsVerify}`, '--digestfile', digestFile,
-          pinned.reference, `oci:${this.layout}:${name}`], { timeoutMs, env: this.env() });
+        await this.skopeo(['copy', '--quiet', `--src-tls-verify=${pinned.tlsVerify}`, '--digestfile', digestFile,
+          pinned.reference, `oci:${this.layout}:${name}`]);
       } catch (e) {
         throw pullError(ref, pinned.address, e);
       }

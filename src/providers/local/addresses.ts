@@ -7,7 +7,8 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import type { SlotNetwork } from './host-lease.js';
 
-export type AddressOwner = { kind: 'instance'; instanceId: string } | { kind: 'task'; taskId: string; instanceId: string };
+/** An instance's own address, its pull namespace's (the agent's image pulls), or an awsvpc task's. */
+export type AddressOwner = { kind: 'instance'; instanceId: string } | { kind: 'pull'; instanceId: string } | { kind: 'task'; taskId: string; instanceId: string };
 
 export class AddressPool {
   constructor(private readonly dir: string, private readonly net: SlotNetwork) {

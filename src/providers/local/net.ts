@@ -1,5 +1,6 @@
 // Host networking with iproute2: the slot's bridge, and network namespaces joined to it by
-// a veth pair (host end `bv<slot>-<c>-<d>` on the bridge, `eth0` inside).
+// a veth pair (host end `bv<slot>-<c>-<d>` on the bridge, `eth0` inside). Ports are locked
+// down before they come up (securePort); what they may send is firewall.ts's business.
 import { writeFileSync } from 'node:fs';
 import { run } from './exec.js';
 import { macForAddress } from './addresses.js';
@@ -88,24 +89,37 @@ export async function ensureBridge(net: SlotNetwork): Promise<void> {
 
 /**
  * `ip netns add <netns>`, a veth pair whose `eth0` end moves into it with `address/16`,
- * `lo` up, and a default route via the gateway. The host end joins the bridge.
+ * `lo` up, and (unless `defaultRoute` is false) a default route via the gateway. The host
+ * end joins the bridge as a locked-down port (securePort) before it comes up.
  */
-export async function plugNetns(net: SlotNetwork, netns: string, hostVeth: string, address: string): Promise<void> {
+export async function plugNetns(net: SlotNetwork, netns: string, hostVeth: string, address: string, opts: { defaultRoute?: boolean } = {}): Promise<void> {
   await ip(['-batch', '-'], {
     input: [
       `netns add ${netns}`,
       `link add ${hostVeth} type veth peer name eth0 address ${macForAddress(address)} netns ${netns}`,
-      `link set ${hostVeth} master ${net.bridge} up`,
+      `link set ${hostVeth} master ${net.bridge}`,
     ].join('\n') + '\n',
   });
+  await securePort(net, hostVeth, address);
+  await ip(['link', 'set', hostVeth, 'up']);
   await ip(['-n', netns, '-batch', '-'], {
     input: [
       'link set lo up',
       `addr add ${address}/${net.prefixLength} dev eth0`,
       'link set eth0 up',
-      `route add default via ${net.gateway} dev eth0`,
+      ...(opts.defaultRoute === false ? [] : [`route add default via ${net.gateway} dev eth0`]),
     ].join('\n') + '\n',
   });
+}
+
+/**
+ * A bridge port that learns nothing and gets no flooded unicast or multicast: the bridge
+ * delivers to it only frames for its own MAC (a static entry) and broadcasts, so no port can
+ * take over another's MAC or see its traffic. Idempotent.
+ */
+export async function securePort(net: SlotNetwork, hostVeth: string, address: string): Promise<void> {
+  await ip(['link', 'set', 'dev', hostVeth, 'type', 'bridge_slave', 'learning', 'off', 'flood', 'off', 'mcast_flood', 'off']);
+  await run('bridge', ['fdb', 'replace', macForAddress(address), 'dev', hostVeth, 'master', 'static']);
 }
 
 /** Removes a namespace made by plugNetns and its veth (deleting either veth end deletes both). */

@@ -2,7 +2,8 @@
 //
 // An instance is
 //   * a network namespace `berth-<instanceId>` with a veth on this Berth's bridge (own
-//     address, default route via the gateway);
+//     address, default route via the gateway), and a second one, `berth<slot>-pull-<id>`,
+//     for the agent's image pulls only (the registry relay admits only these);
 //   * a mount namespace (slave of the host's, so task netns made later under /run/netns show
 //     up) where `/` is read-only, the Berth data dir is hidden, and only the instance data dir
 //     `<dataDir>/instances/<instanceId>` is writable;
@@ -14,7 +15,9 @@
 // Crash safety: every host resource is named in an on-disk record (address file, instance or
 // task record) before it is created, so `recover` can find and remove anything a crash left
 // half-made. Everything this Berth owns on the host is in its slot (bridge `berth<n>`, veths
-// `bv<n>-*`, addresses 10.(200+n).*), so `recover` never touches another Berth's instances.
+// `bv<n>-*`, addresses 10.(200+n).*, nftables tables `berth<n>`), so `recover` never touches
+// another Berth's instances. The slot's firewall (firewall.ts) is rewritten from the records
+// whenever a port comes or goes.
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import {
@@ -27,10 +30,11 @@ import type { InstanceLaunchSpec, InstanceProvider, LaunchedInstance, TaskNetwor
 import { AddressPool, addressOfHostVeth, hostVethName, inSubnet, macForAddress } from './addresses.js';
 import { Cgroups, limitsFor, type CgroupLimits } from './cgroups.js';
 import { childPids, isExecutable, isSameProcess, killQuietly, processStartTime, readJson, run, sleep, which, writeFileAtomic } from './exec.js';
+import { Firewall, nft, removalScript, type BridgePort, type FirewallState } from './firewall.js';
 import { Forwarders, parseLoopback } from './forwarder.js';
 import { slotNetwork, SlotLeases, type SlotNetwork } from './host-lease.js';
 import {
-  deleteLink, deleteNetns, ensureBridge, listLinks, listNetns, netnsAddresses, plugNetns, subnetInUse, unplugNetns,
+  deleteLink, deleteNetns, ensureBridge, linkExists, listLinks, listNetns, netnsAddresses, plugNetns, securePort, subnetInUse, unplugNetns,
 } from './net.js';
 import { INIT_SCRIPT, LAUNCH_SCRIPT, SUPERVISOR_SCRIPT } from './scripts.js';
 
@@ -63,6 +67,8 @@ interface InstanceRecord {
   address: string;
   hostVeth: string;
   netns: string;
+  /** The agent's pull namespace (absent in records of instances launched before it existed). */
+  pull?: { netns: string; address: string; hostVeth: string };
   cgroupPath: string;
   dataDir: string;
   instanceType: string;
@@ -93,6 +99,7 @@ const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 const BINARIES: [string, string][] = [
   ['nsenter', 'util-linux'], ['unshare', 'util-linux'], ['mount', 'mount'], ['flock', 'util-linux'], ['ip', 'iproute2'],
   ['tini', 'tini'], ['runc', 'runc'], ['conmon', 'conmon'], ['skopeo', 'skopeo'], ['umoci', 'umoci'],
+  ['bridge', 'iproute2'], ['nft', 'nftables'],
 ];
 
 /** Serialises async operations per key (one launch/terminate per instance, one attach/detach per task). */
@@ -115,11 +122,14 @@ export class LocalInstanceProvider implements InstanceProvider {
   private readonly leases: SlotLeases;
   private readonly clock: Clock;
   private readonly log: (line: string) => void;
-  private readonly forwarders = new Forwarders();
+  private readonly forwarders: Forwarders;
   private readonly mutex = new KeyedMutex();
   private prepared?: Promise<SlotNetwork>;
   private net?: SlotNetwork;
   private pool?: AddressPool;
+  private firewall?: Firewall;
+  /** The agent gateway's port(s), as the control plane reported them. */
+  private readonly agentPorts = new Set<number>();
 
   constructor(private readonly options: LocalProviderOptions) {
     mkdirSync(options.dataDir, { recursive: true });
@@ -129,6 +139,7 @@ export class LocalInstanceProvider implements InstanceProvider {
     this.leases = new SlotLeases(options.hostStateDir ?? '/run/berth-local');
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? (() => undefined);
+    this.forwarders = new Forwarders((line) => this.log(`local provider: ${line}`));
   }
 
   // ---- paths ------------------------------------------------------------------------------
@@ -144,6 +155,7 @@ export class LocalInstanceProvider implements InstanceProvider {
     return any(join(dataDir, 'local-provider', 'instances')) || any(join(dataDir, 'local-provider', 'tasks'));
   }
   private taskNetnsName(net: SlotNetwork, taskId: string): string { return `berth${net.slot}-task-${taskId}`; }
+  private pullNetnsName(net: SlotNetwork, instanceId: string): string { return `berth${net.slot}-pull-${instanceId}`; }
 
   private records(): InstanceRecord[] {
     const dir = join(this.stateDir, 'instances');
@@ -186,6 +198,13 @@ export class LocalInstanceProvider implements InstanceProvider {
       if (veth.code !== 0) missing.push(`kernel support for veth devices (${veth.stderr.trim()})`);
       else await deleteLink(`${probe}a`);
     }
+    if (root && which('nft')) {
+      const probe = `bchk${randomBytes(3).toString('hex')}`;
+      for (const family of ['bridge', 'inet']) {
+        const r = await run('nft', ['-f', '-'], { input: `add table ${family} ${probe}\ndelete table ${family} ${probe}\n`, allowFail: true });
+        if (r.code !== 0) missing.push(`kernel support for nftables ${family} tables (${r.stderr.trim()})`);
+      }
+    }
     return missing;
   }
 
@@ -208,12 +227,36 @@ export class LocalInstanceProvider implements InstanceProvider {
     await ensureBridge(net);
     this.net = net;
     this.pool = new AddressPool(join(this.stateDir, 'addresses'), net);
+    this.firewall = new Firewall(net, () => this.firewallState(), nft, () => linkExists(net.bridge));
+    // Ports made by an earlier version, or whose settings were lost, are locked down again.
+    for (const p of this.ports()) await securePort(net, p.ifname, p.address).catch(() => undefined);
+    await this.firewall.sync();
     this.log(`local provider: slot ${slot}, bridge ${net.bridge}, subnet ${net.subnet}, gateway ${net.gateway}`);
     return net;
   }
 
   /** The slot network, once prepared. */
   get network(): SlotNetwork | undefined { return this.net; }
+
+  /** Every bridge port the records name: instances, their pull namespaces, task networks. */
+  private ports(): BridgePort[] {
+    const port = (ifname: string, address: string, role: BridgePort['role']): BridgePort => ({ ifname, address, mac: macForAddress(address), role });
+    return [
+      ...this.records().flatMap((r) => [port(r.hostVeth, r.address, 'instance'), ...(r.pull ? [port(r.pull.hostVeth, r.pull.address, 'pull')] : [])]),
+      ...this.taskRecords().map((t) => port(t.hostVeth, t.address, 'task')),
+    ];
+  }
+
+  private firewallState(): FirewallState {
+    return { ports: this.ports(), agentPorts: [...this.agentPorts], relayPorts: this.forwarders.ports() };
+  }
+
+  async gatewayListening(port: number): Promise<void> {
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`the gateway port must be 1-65535, got ${port}`);
+    await this.prepare();
+    this.agentPorts.add(port);
+    await this.firewall!.sync();
+  }
 
   // ---- instances --------------------------------------------------------------------------
 
@@ -243,9 +286,12 @@ export class LocalInstanceProvider implements InstanceProvider {
 
     await step('address');
     const address = this.pool!.allocate({ kind: 'instance', instanceId: id });
+    let pullAddress: string;
+    try { pullAddress = this.pool!.allocate({ kind: 'pull', instanceId: id }); } catch (e) { this.pool!.release(address); throw e; }
     const dataDir = this.instanceDataDir(id);
     const rec: InstanceRecord = {
       instanceId: id, state: 'launching', slot: net.slot, address, hostVeth: hostVethName(net, address), netns,
+      pull: { netns: this.pullNetnsName(net, id), address: pullAddress, hostVeth: hostVethName(net, pullAddress) },
       cgroupPath: this.cgroups.path(id), dataDir, instanceType: spec.instanceType.name,
       limits: limitsFor(spec.instanceType.vcpu, spec.instanceType.memoryMiB),
       subnetId: spec.subnetId, availabilityZone: spec.availabilityZone, launchedAt: this.clock.now(),
@@ -263,7 +309,12 @@ export class LocalInstanceProvider implements InstanceProvider {
       this.cgroups.create(id, rec.limits);
 
       await step('network');
-      await plugNetns(net, netns, rec.hostVeth, address);
+      await Promise.all([
+        plugNetns(net, netns, rec.hostVeth, address),
+        // No default route: pulls reach the relays on the gateway and nothing else.
+        plugNetns(net, rec.pull!.netns, rec.pull!.hostVeth, pullAddress, { defaultRoute: false }),
+      ]);
+      await this.firewall!.sync();
 
       await step('process');
       const env: Record<string, string> = {
@@ -272,6 +323,7 @@ export class LocalInstanceProvider implements InstanceProvider {
         BERTH_GATEWAY_ADDRESS: net.gateway, BERTH_PRIVATE_IPV4_ADDRESS: address, BERTH_INSTANCE_TYPE: spec.instanceType.name,
         BERTH_AVAILABILITY_ZONE: spec.availabilityZone, BERTH_SUBNET_ID: spec.subnetId, BERTH_CGROUP_PATH: rec.cgroupPath,
         BERTH_TASKS_CGROUP_PATH: this.cgroups.tasksPath(id),
+        BERTH_PULL_NETNS: `/run/netns/${rec.pull!.netns}`,
         ...spec.agent.env,
       };
       const hide = this.pathsToHide(spec.agent.command);
@@ -387,12 +439,14 @@ export class LocalInstanceProvider implements InstanceProvider {
     }
     await this.cgroups.killAll(id);
     for (const t of this.taskRecords().filter((t) => t.instanceId === id)) await this.removeTask(t);
-    await unplugNetns(rec.netns, rec.hostVeth);
+    await Promise.all([unplugNetns(rec.netns, rec.hostVeth), rec.pull && unplugNetns(rec.pull.netns, rec.pull.hostVeth)]);
     await this.cgroups.remove(id);
     await this.removeDataDir(rec.dataDir);
     rmSync(this.consoleFile(id), { force: true });
     this.pool?.release(rec.address);
+    if (rec.pull) this.pool?.release(rec.pull.address);
     rmSync(this.recordFile(id), { force: true });
+    await this.firewall?.sync();
     this.log(`local provider: removed instance ${id}`);
   }
 
@@ -415,9 +469,19 @@ export class LocalInstanceProvider implements InstanceProvider {
     if (!address) return false;
     await this.cgroups.killAll(instanceId);
     await unplugNetns(netns, hostVethName(net, address));
+    await this.unplugUnrecordedPull(net, instanceId);
     await this.cgroups.remove(instanceId);
     await this.removeDataDir(this.instanceDataDir(instanceId));
     return true;
+  }
+
+  /** The pull namespace of an instance without a record (and its veth), when it is in our slot. */
+  private async unplugUnrecordedPull(net: SlotNetwork, instanceId: string): Promise<void> {
+    const pullNetns = this.pullNetnsName(net, instanceId);
+    if (!existsSync(`/run/netns/${pullNetns}`)) return;
+    const address = (await netnsAddresses(pullNetns)).find((a) => inSubnet(net, a));
+    if (address) await deleteLink(hostVethName(net, address));
+    await deleteNetns(pullNetns);
   }
 
   async isAlive(instanceId: string): Promise<boolean> {
@@ -445,7 +509,7 @@ export class LocalInstanceProvider implements InstanceProvider {
 
     // Addresses reserved by a launch or attach that crashed before writing its record.
     for (const { address, owner } of this.pool!.list()) {
-      const owned = owner?.kind === 'instance' ? instances.has(owner.instanceId) : owner?.kind === 'task' ? tasks.has(owner.taskId) : false;
+      const owned = owner?.kind === 'instance' || owner?.kind === 'pull' ? instances.has(owner.instanceId) : owner?.kind === 'task' ? tasks.has(owner.taskId) : false;
       if (!owned) this.pool!.release(address);
     }
     // Host state of our slot that no record names.
@@ -455,8 +519,10 @@ export class LocalInstanceProvider implements InstanceProvider {
       if (address && !used.has(address)) await deleteLink(link.ifname.split('@')[0]!);
     }
     const taskPrefix = `berth${net.slot}-task-`;
+    const pullPrefix = `berth${net.slot}-pull-`;
     for (const ns of await listNetns()) {
       if (ns.startsWith(taskPrefix) && !tasks.has(ns.slice(taskPrefix.length))) await deleteNetns(ns);
+      if (ns.startsWith(pullPrefix) && !instances.has(ns.slice(pullPrefix.length))) await deleteNetns(ns);
       const m = /^berth-(i-[0-9a-f]{8,17})$/.exec(ns);
       if (m && !instances.has(m[1]!) && (await this.removeUnrecorded(m[1]!))) removed.push(m[1]!);
     }
@@ -467,6 +533,7 @@ export class LocalInstanceProvider implements InstanceProvider {
     for (const f of readdirSync(join(this.stateDir, 'console'))) {
       if (!instances.has(f.replace(/\.log$/, ''))) rmSync(join(this.stateDir, 'console', f), { force: true });
     }
+    await this.firewall!.sync();
     return { removed };
   }
 
@@ -492,6 +559,7 @@ export class LocalInstanceProvider implements InstanceProvider {
       try {
         writeFileAtomic(this.taskFile(taskId), JSON.stringify(rec, null, 1) + '\n');
         await plugNetns(net, rec.netns, rec.hostVeth, address);
+        await this.firewall!.sync();
       } catch (e) {
         await this.removeTask(rec).catch(() => undefined);
         throw e;
@@ -523,6 +591,7 @@ export class LocalInstanceProvider implements InstanceProvider {
     await unplugNetns(rec.netns, rec.hostVeth);
     this.pool?.release(rec.address);
     rmSync(this.taskFile(rec.taskId), { force: true });
+    await this.firewall?.sync();
   }
 
   // ---- registry forward -------------------------------------------------------------------
@@ -530,7 +599,9 @@ export class LocalInstanceProvider implements InstanceProvider {
   async ensureRegistryForward(loopbackHostPort: string): Promise<string> {
     const target = parseLoopback(loopbackHostPort);
     const { gatewayAddress } = await this.prepare();
-    return this.forwarders.ensure(gatewayAddress, target);
+    const relay = await this.forwarders.ensure(gatewayAddress, target);
+    await this.firewall!.sync();
+    return relay.address;
   }
 
   async close(): Promise<void> {
@@ -545,26 +616,31 @@ export class LocalInstanceProvider implements InstanceProvider {
     await this.close();
     await this.recover([]);
     const net = this.net!;
+    await this.firewall!.remove();
     await deleteLink(net.bridge);
     await this.leases.release(this.dataDir, net.slot, LocalInstanceProvider.markerFile(this.dataDir));
     this.prepared = undefined;
     this.net = undefined;
     this.pool = undefined;
+    this.firewall = undefined;
   }
 
   /**
    * Wipes the host state of a slot nobody holds (its Berth's data dir is gone): the instances
-   * whose netns has an address in the slot (processes, cgroups), task namespaces, veths, bridge.
+   * whose netns has an address in the slot (processes, cgroups), task and pull namespaces,
+   * veths, bridge, firewall tables.
    */
   private async wipeSlot(net: SlotNetwork): Promise<void> {
+    await nft(removalScript(net)).catch((e: Error) => this.log(`local provider: removing the firewall of slot ${net.slot}: ${e.message}`));
     const links = (await listLinks()).map((l) => l.ifname.split('@')[0]!);
     const taskPrefix = `berth${net.slot}-task-`;
+    const pullPrefix = `berth${net.slot}-pull-`;
     const namespaces = await listNetns();
-    const traces = links.includes(net.bridge) || links.some((l) => addressOfHostVeth(net, l)) || namespaces.some((n) => n.startsWith(taskPrefix));
+    const traces = links.includes(net.bridge) || links.some((l) => addressOfHostVeth(net, l)) || namespaces.some((n) => n.startsWith(taskPrefix) || n.startsWith(pullPrefix));
     if (!traces) return;
     this.log(`local provider: reclaiming stale slot ${net.slot}`);
     for (const ns of namespaces) {
-      if (ns.startsWith(taskPrefix)) { await deleteNetns(ns); continue; }
+      if (ns.startsWith(taskPrefix) || ns.startsWith(pullPrefix)) { await deleteNetns(ns); continue; }
       const m = /^berth-(i-[0-9a-f]{8,17})$/.exec(ns);
       if (!m) continue;
       const address = (await netnsAddresses(ns)).find((a) => inSubnet(net, a));
