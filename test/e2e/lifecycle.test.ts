@@ -25,8 +25,9 @@ before(async () => {
   registry = await startRegistry();
   buildAndPush(registry.address, 'busybox:latest');
   image = `${registry.address}/busybox:latest`;
-  // A hung agent on a live host is replaced once it outlasts the repair grace (short here).
-  berth = await startTestBerth({ BERTH_CLOCK: `manual:${START}`, BERTH_HEARTBEAT_TIMEOUT: '2', BERTH_AGENT_REPAIR_GRACE: '4' });
+  // A hung agent on a live host is replaced once it outlasts the repair grace (short here, but
+  // longer than the 5 s a silent agent takes to be dropped, so that the wait is seen first).
+  berth = await startTestBerth({ BERTH_CLOCK: `manual:${START}`, BERTH_HEARTBEAT_TIMEOUT: '2', BERTH_AGENT_REPAIR_GRACE: '10' });
   ecs = berth.ecs();
 });
 
