@@ -181,6 +181,7 @@ export class ControlPlane {
         this.scheduler.resend(id);
       },
       onDisconnect: (id, silentForMs) => {
+        this.peers.delete(id);
         this.fleet.onDisconnect(id, silentForMs);
         this.o.exec?.onAgentDisconnected(id);
         // Look again right when the agent's absence turns into a lost instance.

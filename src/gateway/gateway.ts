@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AgentMessage, ControlMessage } from '../agent/protocol.js';
+import { FIPS_TLS13_CIPHERS } from '../api/tls.js';
 import type { GatewayCredentials } from './ca.js';
 import { DEFAULT_LIMITS, PreAuthCounter, peerAddress, type GatewayLimits } from './limits.js';
 
@@ -61,9 +62,10 @@ export class Gateway {
     tls: GatewayCredentials, private readonly silentAfterMs = SILENT_AFTER_MS, limits: Partial<GatewayLimits> = {}) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
     this.counter = new PreAuthCounter(this.limits);
-    // TLS 1.3 only: both ends are Berth's.
+    // TLS 1.3 only, with FIPS-approved suites and curves whatever BERTH_FIPS says: both ends are Berth's.
     this.server = createServer({
-      cert: tls.cert, key: tls.key, minVersion: 'TLSv1.3', handshakeTimeout: this.limits.helloDeadlineMs, maxHeaderSize: 8 * 1024,
+      cert: tls.cert, key: tls.key, minVersion: 'TLSv1.3', ciphers: FIPS_TLS13_CIPHERS.join(':'), ecdhCurve: 'P-256:P-384',
+      handshakeTimeout: this.limits.helloDeadlineMs, maxHeaderSize: 8 * 1024,
     }, (_req, res) => { res.writeHead(404).end(); });
     this.server.on('connection', (socket: Socket) => this.onTcp(socket));
     this.server.on('tlsClientError', (_e, socket) => socket.destroy());
