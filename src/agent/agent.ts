@@ -78,6 +78,8 @@ export class Agent {
   private readonly lastReports = new Map<string, string>();
   private readonly now: () => number;
   private readonly exec: AgentExec;
+  /** Settles when the tasks on disk have been re-adopted. */
+  private adoption: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: AgentOptions) {
     // The channel carries the credential and secrets: TLS to the pinned gateway only.
@@ -90,9 +92,12 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    await this.adopt();
-    this.o.driver.onExit((runtimeId) => void this.onExit(runtimeId));
+    // Dial while adopting, so the TLS handshake and the hello overlap with adoption; what the
+    // control plane says waits until adoption is done (onControl sees the adopted tasks).
+    this.adoption = this.adopt();
     this.connect();
+    await this.adoption;
+    this.o.driver.onExit((runtimeId) => void this.onExit(runtimeId));
     this.timers.push(setInterval(() => void this.shipLogs(), LOG_POLL_MS));
     this.timers.push(setInterval(() => void this.sendMetrics(), METRICS_MS));
     this.timers.push(setInterval(() => void this.checkRuntime(false), RUNTIME_CHECK_MS));
@@ -188,7 +193,8 @@ export class Agent {
     ws.on('message', (data) => {
       let msg: ControlMessage;
       try { msg = JSON.parse(data.toString()) as ControlMessage; } catch { return; }
-      this.onControl(msg);
+      // In order: callbacks on one promise run in the order they were added.
+      void this.adoption.then(() => this.onControl(msg), () => {});
     });
     ws.on('close', () => {
       this.connected = false;
