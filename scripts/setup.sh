@@ -19,6 +19,8 @@ flock 9
 # this costs a few dpkg-query calls (milliseconds).
 if [ "$(id -u)" = 0 ] && { [ "${1:-}" = up ] || [ "${1:-}" = test ] || [ "${1:-}" = registry ]; } && command -v dpkg-query >/dev/null 2>&1; then
   runtime_pkgs="runc conmon skopeo umoci docker-registry busybox-static golang-github-containers-common tini iproute2 nftables openssl e2fsprogs"
+  # The security tests capture the bridge (test/security/agent-channel.test.ts).
+  if [ "${1:-}" = test ]; then runtime_pkgs="$runtime_pkgs tcpdump"; fi
   missing=""
   for p in $runtime_pkgs; do
     dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing="$missing $p"

@@ -9,7 +9,10 @@ import type { Ecs } from './ecs/index.js';
 import { Fleet } from './controllers/fleet.js';
 import { Scheduler } from './controllers/scheduler.js';
 import { ServiceController } from './controllers/services.js';
-import { Gateway, SILENT_AFTER_MS } from './gateway/gateway.js';
+import { Gateway, SILENT_AFTER_MS, type Hello } from './gateway/gateway.js';
+import { gatewayCredentials, type GatewayCredentials } from './gateway/ca.js';
+import { AgentRefused } from './controllers/fleet.js';
+import { logBatchAllowed } from './controllers/agent-authz.js';
 import type { Logs } from './logs/index.js';
 import type { InstanceProvider } from './providers/provider.js';
 import type { Store } from './store/store.js';
@@ -42,8 +45,8 @@ export interface ControlPlaneOptions {
   lifecycle?: { maxLifetimeMs?: number; drainGraceMs?: number };
   /** How long auto repair waits for an impaired instance whose host still runs it. */
   repairGrace: RepairGrace;
-  /** An agent's hello was refused (the audit trail records it). */
-  onAgentRefused?: (claimedInstanceId: string, reason: string) => void;
+  /** An agent's hello, accepted or refused, or a message refused (the audit trail records them). */
+  onAgentEvent?: (e: AgentAuditEvent) => void;
   /** The ECS Exec session broker: agents' exec messages, disconnections and task stops. */
   exec?: {
     onAgentMessage(instanceId: string, msg: ExecAgentMessage): void;
@@ -52,6 +55,24 @@ export interface ControlPlaneOptions {
   };
 }
 
+/** What the audit trail records of an agent connection or a refused agent message. */
+export interface AgentAuditEvent {
+  kind: 'connected' | 'refused' | 'message-refused';
+  claimedInstanceId: string;
+  sourceIp: string;
+  /** Known when the claimed instance exists. */
+  scope?: string;
+  containerInstanceArn?: string;
+  cluster?: string;
+  reason?: string;
+  /** A valid credential used from elsewhere or while the instance was connected. */
+  misuse?: boolean;
+  /** What the hello presented. */
+  presented?: 'bootstrap-token' | 'instance-credential' | 'nothing';
+}
+
+const presented = (h: Hello): AgentAuditEvent['presented'] => (h.bootstrapToken !== undefined ? 'bootstrap-token' : h.credential !== undefined ? 'instance-credential' : 'nothing');
+
 /** Whether this host's kernel runs in FIPS mode. */
 export function hostFipsEnabled(): boolean {
   try { return readFileSync('/proc/sys/crypto/fips_enabled', 'utf8').trim() === '1'; } catch { return false; }
@@ -59,12 +80,15 @@ export function hostFipsEnabled(): boolean {
 
 export class ControlPlane {
   gateway!: Gateway;
+  /** Connected agents' source addresses (for the audit trail). */
+  private readonly peers = new Map<string, string>();
   fleet!: Fleet;
   scheduler!: Scheduler;
   lifecycle!: LifecycleController;
   provider: InstanceProvider | undefined;
   providerProblems: string[] = [];
   private controlPlaneUrl = '';
+  private gatewayTls: GatewayCredentials | undefined;
 
   constructor(private readonly o: ControlPlaneOptions) {}
 
@@ -87,8 +111,12 @@ export class ControlPlane {
     this.fleet = new Fleet({
       store, ecs, provider: this.provider, clock, log, liveness: systemClock,
       // A small heap and one V8 worker thread keep the agent's memory per instance low.
-      agentCommand: [process.execPath, '--max-old-space-size=40', '--max-semi-space-size=1', '--v8-pool-size=1', agentMain],
+      // --use-openssl-ca: Node would otherwise parse its ~140 bundled root certificates
+      // (about 45 ms inside an instance) at the agent's first TLS context, though the agent
+      // trusts only the gateway CA it is given (`ca` replaces any root store).
+      agentCommand: [process.execPath, '--max-old-space-size=40', '--max-semi-space-size=1', '--v8-pool-size=1', '--use-openssl-ca', agentMain],
       controlPlaneUrl: () => this.controlPlaneUrl, taskStorageGiB: this.o.taskStorageGiB,
+      gatewayCa: () => this.gatewayTls!.ca,
       platformVersion: () => this.o.platforms.latest()?.version ?? 'unknown',
       events: {
         changed: () => this.scheduler.wake(),
@@ -100,6 +128,17 @@ export class ControlPlane {
           }
         },
         logs: (scope, instanceId, msg) => {
+          // An agent writes only the log streams of its own instance's tasks' containers.
+          const ci = this.fleet.instance(instanceId);
+          if (!ci || !logBatchAllowed(ecs, scope, ci.ci, msg.batch)) {
+            log(`logs from ${instanceId}: refused a batch for ${String(msg.batch?.group).slice(0, 256)} / ${String(msg.batch?.stream).slice(0, 256)}: not a log stream of a task on this instance`);
+            this.o.onAgentEvent?.({
+              kind: 'message-refused', claimedInstanceId: instanceId, sourceIp: this.peers.get(instanceId) ?? '', scope,
+              ...(ci ? { containerInstanceArn: ci.ci.containerInstanceArn, cluster: ci.ci.cluster } : {}),
+              reason: `log batch for log group ${String(msg.batch?.group).slice(0, 512)}, stream ${String(msg.batch?.stream).slice(0, 512)}: not a log stream of a task on this instance`,
+            });
+            return;
+          }
           try {
             logs.putEvents(scope, msg.batch.group, msg.batch.stream, msg.batch.events, { source: msg.batch.source, offset: msg.batch.offset });
             this.gateway.send(instanceId, { type: 'ack', seq: msg.seq });
@@ -112,6 +151,7 @@ export class ControlPlane {
           }
         },
         exec: (instanceId, msg) => this.o.exec?.onAgentMessage(instanceId, msg),
+        credentialMisused: (scope, ci, reason) => this.lifecycle?.record(scope, ci, 'flag', 'credential-misuse', `Refused: ${reason}. The instance keeps running; its agent's connection is unaffected.`),
         instanceGone: (scope, ci) => {
           this.gateway.disconnect(ci.ec2InstanceId);
           for (const t of ecs.tasks.onInstance(scope, ci.cluster, ci.id)) {
@@ -121,12 +161,34 @@ export class ControlPlane {
         },
       },
     });
+    // The agent channel's TLS: Berth's own CA, the gateway's certificate for its address.
+    this.gatewayTls = gatewayCredentials(join(this.o.dataDir, 'gateway-tls'), gatewayHost);
     this.gateway = new Gateway({
-      authenticate: async (hello) => {
-        try { return await this.fleet.authenticate(hello); } catch (e) { this.o.onAgentRefused?.(hello.instanceId, (e as Error).message); throw e; }
+      authenticate: async (hello, peer, liveSession) => {
+        try {
+          return await this.fleet.authenticate(hello, peer, liveSession);
+        } catch (e) {
+          const about = e instanceof AgentRefused ? e.about : {};
+          this.o.onAgentEvent?.({
+            kind: 'refused', claimedInstanceId: String(hello.instanceId).slice(0, 128), sourceIp: peer.address, reason: (e as Error).message, presented: presented(hello),
+            ...(about.scope ? { scope: about.scope } : {}), ...(about.ci ? { containerInstanceArn: about.ci.containerInstanceArn, cluster: about.ci.cluster } : {}),
+            ...(about.misuse ? { misuse: true } : {}),
+          });
+          throw e;
+        }
       },
-      onConnect: (id) => { this.fleet.onConnect(id); this.scheduler.resend(id); },
+      onConnect: (id, peer) => {
+        this.peers.set(id, peer.address);
+        const found = this.fleet.instance(id);
+        this.o.onAgentEvent?.({
+          kind: 'connected', claimedInstanceId: id, sourceIp: peer.address,
+          ...(found ? { scope: found.scope, containerInstanceArn: found.ci.containerInstanceArn, cluster: found.ci.cluster } : {}),
+        });
+        this.fleet.onConnect(id);
+        this.scheduler.resend(id);
+      },
       onDisconnect: (id, silentForMs) => {
+        this.peers.delete(id);
         this.fleet.onDisconnect(id, silentForMs);
         this.o.exec?.onAgentDisconnected(id);
         // Look again right when the agent's absence turns into a lost instance.
@@ -136,7 +198,7 @@ export class ControlPlane {
     // A silent agent is dropped after half the heartbeat timeout, between 5 s (over two ping
     // intervals: no drop for one late pong) and 10 s, so that the timeout, counted from when
     // it was last heard, still decides when its instance is lost.
-    }, log, Math.min(SILENT_AFTER_MS, Math.max(5_000, this.o.heartbeatTimeoutMs / 2)));
+    }, log, this.gatewayTls, Math.min(SILENT_AFTER_MS, Math.max(5_000, this.o.heartbeatTimeoutMs / 2)));
     // Agents must find the gateway again after a restart: keep its port.
     const portFile = join(this.o.dataDir, 'gateway.json');
     const saved = existsSync(portFile) ? (JSON.parse(readFileSync(portFile, 'utf8')) as { host: string; port: number }) : undefined;
@@ -148,7 +210,7 @@ export class ControlPlane {
     }
     writeFileSync(portFile, JSON.stringify({ host: gatewayHost, port: address.port }) + '\n');
     await this.provider?.gatewayListening(address.port).catch((e: Error) => log(`berth: instances cannot reach the gateway: ${e.message}`));
-    this.controlPlaneUrl = `ws://${gatewayHost}:${address.port}/agent`;
+    this.controlPlaneUrl = `wss://${gatewayHost}:${address.port}/agent`;
 
     const services = new ServiceController({ store, ecs, clock, liveness: systemClock, log, heartbeatTimeoutMs: this.o.heartbeatTimeoutMs });
     this.lifecycle = new LifecycleController({

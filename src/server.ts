@@ -25,7 +25,7 @@ import { Logs } from './logs/index.js';
 import { IamApi, IamDirectory, StsApi } from './iam/index.js';
 import { AUTHZ_TABLES, Authorizer } from './authz/index.js';
 import { SqliteStore } from './store/store.js';
-import { ControlPlane } from './control-plane.js';
+import { ControlPlane, type AgentAuditEvent } from './control-plane.js';
 import type { InstanceProvider } from './providers/provider.js';
 import { ownStartTime, recordedServer } from './server-process.js';
 import { DiskReserve, reserveBytesFromEnv } from './store/disk-reserve.js';
@@ -196,10 +196,7 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
     ec2, platforms, lifecycle: { maxLifetimeMs: config.maxInstanceLifetimeSeconds * 1000, drainGraceMs: config.drainGraceSeconds * 1000 },
     repairGrace: { agentMs: config.agentRepairGraceSeconds * 1000, runtimeMs: config.runtimeRepairGraceSeconds * 1000 },
     exec,
-    ...(audit ? { onAgentRefused: (instanceId: string, reason: string) => audit.event({
-      time: clock.now(), account: '', region: config.region, eventSource: 'ecs.amazonaws.com', eventName: 'AgentAuthenticationFailed',
-      errorCode: 'AccessDenied', errorMessage: reason, details: { claimedInstanceId: instanceId },
-    }) } : {}),
+    ...(audit ? { onAgentEvent: (e: AgentAuditEvent) => auditAgent(audit, e, clock.now(), config.region) } : {}),
     ...(opts.provider !== undefined ? { provider: opts.provider } : {}),
   });
   await controlPlane.start();
@@ -244,6 +241,25 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
 /** /healthz's view of the data disk: `degraded` with the problem when it is short. */
 function diskHealth(d: ReturnType<DiskReserve['status']>): Record<string, unknown> {
   return { ...(d.state !== 'ok' ? { status: 'degraded', problems: [d.problem] } : {}), disk: d };
+}
+
+/**
+ * Agent connections, accepted or refused, and refused agent messages, in the audit trail of
+ * the account that owns the instance (an unknown instance's refusals have no account).
+ */
+function auditAgent(audit: Audit, e: AgentAuditEvent, now: number, region: string): void {
+  const scope = e.scope ? scopeFromKey(e.scope) : undefined;
+  audit.event({
+    time: now, account: scope?.account ?? '', region: scope?.region ?? region, eventSource: 'ecs.amazonaws.com',
+    eventName: e.kind === 'connected' ? 'AgentConnected' : e.kind === 'refused' ? 'AgentAuthenticationFailed' : 'AgentMessageRefused',
+    sourceIp: e.sourceIp,
+    ...(e.kind !== 'connected' ? { errorCode: 'AccessDenied', errorMessage: e.reason ?? '' } : {}),
+    resources: e.containerInstanceArn ? [e.containerInstanceArn] : [],
+    details: {
+      claimedInstanceId: e.claimedInstanceId, ...(e.cluster ? { cluster: e.cluster } : {}), ...(e.presented ? { presented: e.presented } : {}),
+      ...(e.misuse ? { credentialMisuse: true } : {}),
+    },
+  });
 }
 
 /** ECS Exec data-channel connections and ends, in the audit trail (as SSM session events). */

@@ -13,6 +13,8 @@ import { AgentExec } from './exec.js';
 export interface AgentOptions {
   instanceId: string;
   controlPlaneUrl: string;
+  /** PEM of the CA the gateway's certificate must come from: the only one trusted. */
+  gatewayCa: string;
   dataDir: string;
   driver: ContainerDriver;
   attributes: () => Attribute[];
@@ -26,6 +28,26 @@ export interface AgentOptions {
 interface StoredTask { state: TaskState; logCursors: Record<string, string> }
 
 const LOG_POLL_MS = 200;
+/**
+ * Log batches are split so their JSON stays under this (a single event, at most 256 KiB,
+ * may go over it alone): well below the gateway's message limit.
+ */
+export const AGENT_LOG_BATCH_BYTES = 256 * 1024;
+
+/** Splits events into runs whose JSON is at most `limit` bytes (at least one event each). */
+export function splitLogEvents<E extends { message: string }>(events: E[], limit = AGENT_LOG_BATCH_BYTES): E[][] {
+  const parts: E[][] = [];
+  let cur: E[] = [];
+  let size = 0;
+  for (const e of events) {
+    const n = Buffer.byteLength(JSON.stringify(e)) + 1;
+    if (cur.length && size + n > limit) { parts.push(cur); cur = []; size = 0; }
+    cur.push(e);
+    size += n;
+  }
+  if (cur.length) parts.push(cur);
+  return parts;
+}
 const RUNTIME_CHECK_MS = 30_000;
 const METRICS_MS = 10_000;
 
@@ -48,7 +70,7 @@ export class Agent {
   private readonly stateDir: string;
   private seq = 0;
   /** Log batches sent but not yet acknowledged: seq → where the container's log advances to. */
-  private readonly pendingLogs = new Map<number, { taskId: string; container: string; cursor: string }>();
+  private readonly pendingLogs = new Map<number, { taskId: string; container: string; cursor?: string }>();
   private readonly sentCursors = new Map<string, string>();
   private timers: NodeJS.Timeout[] = [];
   private readonly checkers = new Map<string, HealthChecker>();
@@ -56,8 +78,13 @@ export class Agent {
   private readonly lastReports = new Map<string, string>();
   private readonly now: () => number;
   private readonly exec: AgentExec;
+  /** Settles when the tasks on disk have been re-adopted. */
+  private adoption: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: AgentOptions) {
+    // The channel carries the credential and secrets: TLS to the pinned gateway only.
+    if (!o.controlPlaneUrl.startsWith('wss://')) throw new Error(`the control plane URL must be wss:// (got ${o.controlPlaneUrl})`);
+    if (!o.gatewayCa.includes('BEGIN CERTIFICATE')) throw new Error('the gateway CA certificate (PEM) is missing');
     this.stateDir = join(o.dataDir, 'agent', 'tasks');
     mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
     this.now = o.now ?? Date.now;
@@ -65,9 +92,12 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    await this.adopt();
-    this.o.driver.onExit((runtimeId) => void this.onExit(runtimeId));
+    // Dial while adopting, so the TLS handshake and the hello overlap with adoption; what the
+    // control plane says waits until adoption is done (onControl sees the adopted tasks).
+    this.adoption = this.adopt();
     this.connect();
+    await this.adoption;
+    this.o.driver.onExit((runtimeId) => void this.onExit(runtimeId));
     this.timers.push(setInterval(() => void this.shipLogs(), LOG_POLL_MS));
     this.timers.push(setInterval(() => void this.sendMetrics(), METRICS_MS));
     this.timers.push(setInterval(() => void this.checkRuntime(false), RUNTIME_CHECK_MS));
@@ -151,7 +181,9 @@ export class Agent {
 
   private connect(): void {
     if (this.closing) return;
-    const ws = new WebSocket(this.o.controlPlaneUrl, { handshakeTimeout: 5_000, perMessageDeflate: false });
+    // `ca` replaces the default trust store: only a certificate from Berth's CA, for the
+    // gateway address, is accepted (no other CA, no plain ws://).
+    const ws = new WebSocket(this.o.controlPlaneUrl, { handshakeTimeout: 5_000, perMessageDeflate: false, ca: this.o.gatewayCa, minVersion: 'TLSv1.3', rejectUnauthorized: true });
     this.ws = ws;
     ws.on('open', () => {
       const credential = existsSync(this.credentialFile()) ? readFileSync(this.credentialFile(), 'utf8').trim() : undefined;
@@ -161,7 +193,8 @@ export class Agent {
     ws.on('message', (data) => {
       let msg: ControlMessage;
       try { msg = JSON.parse(data.toString()) as ControlMessage; } catch { return; }
-      this.onControl(msg);
+      // In order: callbacks on one promise run in the order they were added.
+      void this.adoption.then(() => this.onControl(msg), () => {});
     });
     ws.on('close', () => {
       this.connected = false;
@@ -205,7 +238,7 @@ export class Agent {
         const p = this.pendingLogs.get(msg.seq);
         this.pendingLogs.delete(msg.seq);
         const t = p && this.tasks.get(p.taskId);
-        if (p && t) { t.logCursors[p.container] = p.cursor; this.persist(p.taskId); }
+        if (p?.cursor !== undefined && t) { t.logCursors[p.container] = p.cursor; this.persist(p.taskId); }
         break;
       }
       case 'error': this.o.log(`agent: control plane refused: ${msg.message}`); break;
@@ -428,10 +461,16 @@ export class Agent {
     const chunk = await this.o.driver.readLogs(c.runtimeId, from, final).catch(() => undefined);
     if (!chunk || chunk.events.length === 0) return 0;
     const spec = t.state.spec.containers.find((x) => x.name === name)!;
-    const seq = ++this.seq;
-    if (!this.send({ type: 'logs', seq, batch: { group: spec.log.group, stream: spec.log.stream, source: chunk.source, offset: chunk.offset, events: chunk.events } })) return 0;
+    // Parts of one chunk: the later ones are keyed offset+i for the control plane's dedupe
+    // (a chunk spans more bytes than it has events, so no key meets the next chunk's), and
+    // only the last part moves the acknowledged cursor to the chunk's end.
+    const parts = splitLogEvents(chunk.events);
+    for (let i = 0; i < parts.length; i++) {
+      const seq = ++this.seq;
+      if (!this.send({ type: 'logs', seq, batch: { group: spec.log.group, stream: spec.log.stream, source: chunk.source, offset: chunk.offset + i, events: parts[i]! } })) return 0;
+      this.pendingLogs.set(seq, { taskId, container: name, ...(i === parts.length - 1 ? { cursor: chunk.cursor } : {}) });
+    }
     this.sentCursors.set(key, chunk.cursor);
-    this.pendingLogs.set(seq, { taskId, container: name, cursor: chunk.cursor });
     return chunk.events.length;
   }
 

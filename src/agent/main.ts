@@ -26,6 +26,7 @@ const driver = await createRuncDriver({ dataDir, log, launchGrant: identity });
 const agent = new Agent({
   instanceId: env('BERTH_AGENT_INSTANCE_ID'),
   controlPlaneUrl: env('BERTH_AGENT_CONTROL_PLANE'),
+  gatewayCa: env('BERTH_AGENT_GATEWAY_CA'),
   dataDir,
   driver,
   attributes: () => measureAttributes(identity),

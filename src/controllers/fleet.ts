@@ -11,7 +11,8 @@ import type { CapacityProviderRecord } from '../ecs/capacity-providers.js';
 import type { ContainerInstanceRecord } from '../ecs/container-instances.js';
 import type { Ecs } from '../ecs/index.js';
 import type { TaskRecord } from '../ecs/tasks.js';
-import type { GatewayHandlers } from '../gateway/gateway.js';
+import type { GatewayHandlers, Hello, Peer, Welcome } from '../gateway/gateway.js';
+import { peerAddress } from '../gateway/limits.js';
 import { registeredCpu, registeredMemory } from '../placement/instance-selection.js';
 import type { InstanceProvider } from '../providers/provider.js';
 import type { Store } from '../store/store.js';
@@ -22,6 +23,19 @@ const GLOBAL = 'global';
 export const AGENT_VERSION = '0.1.0';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+/** How long a hello waits for the instance's launch to record its address. */
+const ADDRESS_WAIT_MS = 3_000;
+
+/** Whether a hello carries the instance's current bootstrap token or credential. */
+function secretMatches(ci: ContainerInstanceRecord, hello: Hello): boolean {
+  if (hello.bootstrapToken !== undefined) return typeof hello.bootstrapToken === 'string' && !!ci.bootstrapTokenHash && sha256(hello.bootstrapToken) === ci.bootstrapTokenHash;
+  return typeof hello.credential === 'string' && !!ci.credentialHash && sha256(hello.credential) === ci.credentialHash;
+}
+
+/** A refused hello, with what the audit trail records of it. */
+export class AgentRefused extends Error {
+  constructor(message: string, readonly about: { scope?: string; ci?: ContainerInstanceRecord; misuse?: boolean } = {}) { super(message); }
+}
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 
 export interface FleetEvents {
@@ -33,6 +47,8 @@ export interface FleetEvents {
   instanceGone(scope: string, ci: ContainerInstanceRecord): void;
   /** ECS Exec output and exits, for the session broker. */
   exec?(instanceId: string, msg: ExecAgentMessage): void;
+  /** A valid credential was used from elsewhere or while the instance was connected. */
+  credentialMisused?(scope: string, ci: ContainerInstanceRecord, reason: string): void;
 }
 
 export interface FleetOptions {
@@ -46,6 +62,8 @@ export interface FleetOptions {
   log: (line: string) => void;
   agentCommand: string[];
   controlPlaneUrl: () => string;
+  /** PEM of the CA the agent pins for the gateway's certificate. */
+  gatewayCa: () => string;
   events: FleetEvents;
   /** The newest platform version: new instances launch on it. */
   platformVersion: () => string;
@@ -55,9 +73,16 @@ export interface FleetOptions {
 
 export class Fleet implements GatewayHandlers {
   private readonly launching = new Set<string>();
+  /** Launches under way, by container instance id (a hello may wait for the address). */
+  private readonly launches = new Map<string, Promise<void>>();
   private readonly terminating = new Set<string>();
 
   constructor(private readonly o: FleetOptions) {}
+
+  /** The container instance an agent (by EC2 instance id) belongs to. */
+  instance(instanceId: string): { scope: string; ci: ContainerInstanceRecord } | undefined {
+    return this.locate(instanceId);
+  }
 
   private locate(instanceId: string): { scope: string; ci: ContainerInstanceRecord } | undefined {
     const idx = this.o.store.get<{ scope: string; id: string }>(EC2_INDEX, GLOBAL, instanceId);
@@ -107,7 +132,9 @@ export class Fleet implements GatewayHandlers {
       this.o.store.put(EC2_INDEX, GLOBAL, ec2InstanceId, { scope, id });
     });
     this.launching.add(id);
-    void this.start(scope, ci, type, token).finally(() => this.launching.delete(id));
+    const started = this.start(scope, ci, type, token).finally(() => { this.launching.delete(id); this.launches.delete(id); });
+    this.launches.set(id, started);
+    void started;
     return ci;
   }
 
@@ -125,6 +152,8 @@ export class Fleet implements GatewayHandlers {
           bootstrapToken: token,
           env: {
             BERTH_AGENT_CONTROL_PLANE: this.o.controlPlaneUrl(),
+            // The CA the gateway's certificate comes from: the only one the agent trusts.
+            BERTH_AGENT_GATEWAY_CA: this.o.gatewayCa(),
             BERTH_AGENT_INSTANCE_ID: ci.ec2InstanceId,
             BERTH_AGENT_INSTANCE_TYPE: ci.instanceType,
             BERTH_AGENT_AVAILABILITY_ZONE: ci.availabilityZone,
@@ -231,24 +260,62 @@ export class Fleet implements GatewayHandlers {
 
   // Gateway handlers ------------------------------------------------------------------
 
-  authenticate(hello: Extract<AgentMessage, { type: 'hello' }>): Extract<ControlMessage, { type: 'welcome' }> {
+  /**
+   * Checks a hello: a known instance, its bootstrap token or credential, sent from the
+   * instance's own address, while no live connection holds the instance. A valid secret
+   * presented from elsewhere or while the instance is connected is misuse (a stolen
+   * credential): refused and the instance flagged. Nothing is changed until all checks pass.
+   */
+  async authenticate(hello: Hello, peer: Peer, liveSession: () => Promise<boolean>): Promise<Welcome> {
+    const found = this.locate(hello.instanceId);
+    if (!found || found.ci.ec2State === 'terminated' || found.ci.ec2State === 'shutting-down') throw new AgentRefused(`unknown instance ${String(hello.instanceId).slice(0, 64)}`);
+    const { scope } = found;
+    let ci = found.ci;
+    const secret = hello.bootstrapToken !== undefined ? 'bootstrap token' : 'instance credential';
+    if (!secretMatches(ci, hello)) {
+      throw new AgentRefused(hello.bootstrapToken !== undefined ? 'bootstrap token unknown or already used' : 'instance credential rejected', { scope, ci });
+    }
+    if (ci.privateIpv4Address === undefined) {
+      // The agent can dial in before the provider's launch call has returned the address.
+      await Promise.race([this.launches.get(ci.id), new Promise((r) => this.o.liveness.after(ADDRESS_WAIT_MS, () => r(undefined)))]);
+      ci = this.o.ecs.containerInstances.get(scope, ci.id) ?? ci;
+      if (ci.privateIpv4Address === undefined) throw new AgentRefused('the instance has no address yet', { scope, ci });
+    }
+    if (peerAddress(peer.address) !== ci.privateIpv4Address) {
+      throw this.misuse(scope, ci, peer, `the ${secret} of ${ci.ec2InstanceId} was presented from ${peerAddress(peer.address) || 'an unknown address'}, not from the instance's address ${ci.privateIpv4Address}`);
+    }
+    if (await liveSession()) {
+      throw this.misuse(scope, ci, peer, `the ${secret} of ${ci.ec2InstanceId} was presented while the instance's agent is connected`);
+    }
     return this.o.store.tx(() => {
-      const found = this.locate(hello.instanceId);
-      if (!found || found.ci.ec2State === 'terminated' || found.ci.ec2State === 'shutting-down') throw new Error(`unknown instance ${hello.instanceId}`);
-      const { scope, ci } = found;
+      const cur = this.o.ecs.containerInstances.get(scope, ci.id);
+      // Checked again: the token may have been used while the liveness probe waited.
+      if (!cur || cur.ec2State === 'terminated' || cur.ec2State === 'shutting-down' || !secretMatches(cur, hello)) throw new AgentRefused(`${secret} no longer valid`, { scope, ci });
       let credential: string | undefined;
       if (hello.bootstrapToken !== undefined) {
-        if (!ci.bootstrapTokenHash || sha256(hello.bootstrapToken) !== ci.bootstrapTokenHash) throw new Error('bootstrap token unknown or already used');
         credential = randomBytes(32).toString('base64url');
-        delete ci.bootstrapTokenHash;
-        ci.credentialHash = sha256(credential);
-      } else if (hello.credential === undefined || !ci.credentialHash || sha256(hello.credential) !== ci.credentialHash) {
-        throw new Error('instance credential rejected');
+        delete cur.bootstrapTokenHash;
+        cur.credentialHash = sha256(credential);
       }
-      ci.agentVersion = hello.agentVersion;
-      this.o.ecs.containerInstances.save(scope, ci);
-      return { type: 'welcome', containerInstanceArn: ci.containerInstanceArn, heartbeatIntervalMs: 5_000, ...(credential ? { credential } : {}) };
+      cur.agentVersion = hello.agentVersion;
+      this.o.ecs.containerInstances.save(scope, cur);
+      return { type: 'welcome', containerInstanceArn: cur.containerInstanceArn, heartbeatIntervalMs: 5_000, ...(credential ? { credential } : {}) };
     });
+  }
+
+  /** Flags the instance (its record and a lifecycle event); the refusal to throw. */
+  private misuse(scope: string, ci: ContainerInstanceRecord, peer: Peer, reason: string): AgentRefused {
+    const now = this.o.clock.now();
+    const flagged = this.o.store.tx(() => {
+      const cur = this.o.ecs.containerInstances.get(scope, ci.id);
+      if (!cur) return ci;
+      cur.credentialMisuse = { at: now, sourceIp: peerAddress(peer.address), reason, count: (cur.credentialMisuse?.count ?? 0) + 1 };
+      this.o.ecs.containerInstances.save(scope, cur);
+      return cur;
+    });
+    this.o.log(`fleet: ${ci.ec2InstanceId}: credential misuse: ${reason}`);
+    this.o.events.credentialMisused?.(scope, flagged, reason);
+    return new AgentRefused(reason, { scope, ci: flagged, misuse: true });
   }
 
   onConnect(_instanceId: string): void {}

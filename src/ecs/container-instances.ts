@@ -42,6 +42,8 @@ export interface ContainerInstanceRecord {
   /** Hashes of the single-use bootstrap token and of the agent's long-lived credential. */
   bootstrapTokenHash?: string;
   credentialHash?: string;
+  /** The last time a valid credential of this instance was presented from elsewhere or while it was connected. */
+  credentialMisuse?: { at: number; sourceIp: string; reason: string; count: number };
   terminatedAt?: number;
   /** Scale-in timers: when it became idle or underutilised, and when a task last started on it. */
   idleSince?: number;

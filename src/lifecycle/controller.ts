@@ -151,6 +151,9 @@ export class LifecycleController {
     const agentReason = agent === 'IMPAIRED' ? `The instance agent has not been connected for ${Math.round(away / 1000)} s (heartbeat timeout ${this.o.heartbeatTimeoutMs / 1000} s).` : undefined;
     const runtimeReason = runtime === 'IMPAIRED' ? ci.runtimeHealth?.reason ?? 'The container runtime is failing.' : undefined;
     const details = [detail('AGENT_CONNECTIVITY', agent, agentReason), detail('CONTAINER_RUNTIME', runtime, runtimeReason)];
+    // A stolen credential is the thief's doing, not the instance's: shown, never a repair.
+    const misuse = ci.credentialMisuse;
+    if (misuse) details.push(detail('AGENT_CREDENTIAL', 'INSUFFICIENT_DATA', `The instance credential was misused ${misuse.count} time(s), last at ${new Date(misuse.at).toISOString()} from ${misuse.sourceIp}: ${misuse.reason}`));
     const overall: HealthState = details.some((d) => d.status === 'IMPAIRED') ? 'IMPAIRED' : details.some((d) => d.status === 'INITIALIZING') ? 'INITIALIZING' : 'OK';
     let impaired: { check: string; reason: string; unconfirmed?: string } | undefined;
     if (agent === 'IMPAIRED') {
