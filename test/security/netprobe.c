@@ -10,7 +10,12 @@
  *       sends COUNT UDP frames (port 9999) with the given Ethernet and IP sources, payload "BERTH-TAG".
  *   netprobe sniff IFACE SECONDS
  *       counts UDP frames whose payload starts with "BERTH-", per tag; prints "TAG N" lines and "sniffed".
+ *   netprobe grep IFACE SECONDS PORT NEEDLE...
+ *       reads every TCP frame to or from PORT on IFACE (both directions: a host-mode task
+ *       shares its instance's interface) and counts the frames containing each NEEDLE; prints
+ *       "frames N", then "found NEEDLE N" per needle, then "grepped".
  */
+#define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
@@ -162,6 +167,33 @@ int main(int argc, char **argv) {
     }
     for (int k = 0; k < ntags; k++) printf("%s %ld\n", tags[k], counts[k]);
     printf("sniffed\n");
+    return 0;
+  }
+  if (!strcmp(argv[1], "grep") && argc >= 6) {
+    double end = now() + atof(argv[3]);
+    int port = atoi(argv[4]);
+    int nneedles = argc - 5;
+    long found[64] = { 0 }, frames = 0;
+    if (nneedles > 64) nneedles = 64;
+    unsigned char buf[65536];
+    printf("grepping\n");
+    fflush(stdout);
+    while (now() < end) {
+      struct pollfd p = { s, POLLIN, 0 };
+      if (poll(&p, 1, 50) <= 0) continue;
+      ssize_t n = recv(s, buf, sizeof buf, 0);
+      if (n < 54 || buf[12] != 0x08 || buf[13] != 0x00 || buf[23] != 6) continue;
+      int ihl = (buf[14] & 0x0f) * 4;
+      const unsigned char *tcp = buf + 14 + ihl;
+      if (tcp + 4 > buf + n) continue;
+      int sport = (tcp[0] << 8) | tcp[1], dport = (tcp[2] << 8) | tcp[3];
+      if (sport != port && dport != port) continue;
+      frames++;
+      for (int k = 0; k < nneedles; k++) if (memmem(buf, n, argv[5 + k], strlen(argv[5 + k]))) found[k]++;
+    }
+    printf("frames %ld\n", frames);
+    for (int k = 0; k < nneedles; k++) printf("found %s %ld\n", argv[5 + k], found[k]);
+    printf("grepped\n");
     return 0;
   }
   fprintf(stderr, "bad arguments\n");
