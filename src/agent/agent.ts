@@ -59,6 +59,7 @@ function writeAtomic(path: string, data: string): void {
 
 export class Agent {
   private ws: WebSocket | undefined;
+  private lastConnectError: string | undefined;
   private connected = false;
   private closing = false;
   private backoff = 50;
@@ -207,7 +208,12 @@ export class Agent {
       this.backoff = Math.min(1_000, this.backoff * 2);
       setTimeout(() => this.connect(), delay).unref?.();
     });
-    ws.on('error', () => { /* close follows */ });
+    // Close follows; say why once per kind of failure (a CA that no longer matches would
+    // otherwise retry every second with nothing in the log).
+    ws.on('error', (e) => {
+      if (e.message !== this.lastConnectError) this.o.log(`agent: connection to the control plane failed: ${e.message}`);
+      this.lastConnectError = e.message;
+    });
   }
 
   private send(msg: AgentMessage, force = false): boolean {
@@ -219,6 +225,7 @@ export class Agent {
   private onControl(msg: ControlMessage): void {
     switch (msg.type) {
       case 'welcome': {
+        this.lastConnectError = undefined;
         if (msg.credential) {
           mkdirSync(join(this.o.dataDir, 'agent'), { recursive: true });
           writeAtomic(this.credentialFile(), msg.credential);

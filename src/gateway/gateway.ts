@@ -44,7 +44,14 @@ export const SILENT_AFTER_MS = 10_000;
 export const LIVE_PROBE_MS = 1_500;
 
 /** Per TCP connection, until its agent is authenticated. */
-interface PreAuth { source: string; deadline: NodeJS.Timeout; authenticated: boolean; bytes: number }
+interface PreAuth { source: string; deadline: NodeJS.Timeout; authenticated: boolean; bytes: number; since: number; socket: Socket; released: boolean }
+
+/**
+ * A source at its limit of unauthenticated connections loses its oldest one when that is
+ * older than this, rather than being refused: a host-mode task shares its instance's address
+ * and must not lock the agent out by holding every slot (an agent's hello takes well under it).
+ */
+const EVICT_AFTER_MS = 1_000;
 
 export class Gateway {
   private readonly server: Server;
@@ -126,22 +133,39 @@ export class Gateway {
   /** Every TCP connection starts unauthenticated: counted against its source, with a deadline. */
   private onTcp(socket: Socket): void {
     const source = peerAddress(socket.remoteAddress);
-    if (!this.counter.admit(source)) {
+    if (!this.counter.admit(source) && !(this.evictOldest(source) && this.counter.admit(source))) {
       this.refusedConnections++;
       socket.destroy();
       return;
     }
     const key = connKey(socket);
     const pre: PreAuth = {
-      source, authenticated: false, bytes: 0,
+      source, authenticated: false, bytes: 0, since: performance.now(), socket, released: false,
       deadline: setTimeout(() => socket.destroy(), this.limits.helloDeadlineMs),
     };
     this.preAuth.set(key, pre);
     socket.once('close', () => {
       clearTimeout(pre.deadline);
-      this.preAuth.delete(key);
-      if (!pre.authenticated) this.counter.release(source);
+      if (this.preAuth.get(key) === pre) this.preAuth.delete(key);
+      this.releaseSlot(pre);
     });
+  }
+
+  /** Gives a connection's unauthenticated slot back, once. */
+  private releaseSlot(pre: PreAuth): void {
+    if (pre.released) return;
+    pre.released = true;
+    this.counter.release(pre.source);
+  }
+
+  /** Drops the source's oldest unauthenticated connection if it is older than EVICT_AFTER_MS; true when one went. */
+  private evictOldest(source: string): boolean {
+    let oldest: PreAuth | undefined;
+    for (const p of this.preAuth.values()) if (p.source === source && !p.authenticated && !p.released && (!oldest || p.since < oldest.since)) oldest = p;
+    if (!oldest || performance.now() - oldest.since < EVICT_AFTER_MS) return false;
+    this.releaseSlot(oldest);
+    oldest.socket.destroy();
+    return true;
   }
 
   private authenticated(pre: PreAuth, socket: Socket): void {
@@ -149,7 +173,7 @@ export class Gateway {
     pre.authenticated = true;
     clearTimeout(pre.deadline);
     this.preAuth.delete(connKey(socket));
-    this.counter.release(pre.source);
+    this.releaseSlot(pre);
   }
 
   /** Whether the instance's current connection answers a ping in time (or a hello for it is being checked). */
@@ -184,20 +208,22 @@ export class Gateway {
     ws.on('pong', () => { heardAt = performance.now(); });
     ws.on('message', async (data) => {
       heardAt = performance.now();
-      if (!instanceId) {
-        // One hello, then nothing until it is answered.
-        if (helloSeen) { ws.terminate(); return; }
-        helloSeen = true;
-        clearTimeout(pre.deadline);
-      }
-      let msg: AgentMessage;
-      try { msg = JSON.parse(data.toString()) as AgentMessage; } catch { ws.close(1003, 'invalid JSON'); return; }
-      if (!instanceId) { await this.hello(ws, socket, pre, peer, msg).then((id) => { instanceId = id; }); return; }
-      if (msg.type === 'hello') return;
+      // Nothing a peer sends may escape as an exception: it would end the control plane.
       try {
+        if (!instanceId) {
+          // One hello, then nothing until it is answered.
+          if (helloSeen) { ws.terminate(); return; }
+          helloSeen = true;
+        }
+        let msg: AgentMessage;
+        try { msg = JSON.parse(data.toString()) as AgentMessage; } catch { ws.terminate(); return; }
+        if (msg === null || typeof msg !== 'object' || typeof (msg as { type?: unknown }).type !== 'string') { ws.terminate(); return; }
+        if (!instanceId) { instanceId = await this.hello(ws, socket, pre, peer, msg); return; }
+        if (msg.type === 'hello') return;
         await this.handlers.onMessage(instanceId, msg);
       } catch (e) {
-        this.log(`gateway: ${instanceId}: ${(e as Error).message}`);
+        this.log(`gateway: ${instanceId ?? `unauthenticated ${peer.address}`}: ${(e as Error)?.message ?? e}`);
+        if (!instanceId) ws.terminate();
       }
     });
     ws.on('close', (code: number) => {
@@ -214,7 +240,7 @@ export class Gateway {
 
   /** Answers a connection's first message; the instance id once its hello is accepted. */
   private async hello(ws: WebSocket, socket: Socket, pre: PreAuth, peer: Peer, msg: AgentMessage): Promise<string | undefined> {
-    if (msg.type !== 'hello' || typeof msg.instanceId !== 'string') { ws.close(1008, 'hello first'); return undefined; }
+    if (msg.type !== 'hello' || typeof msg.instanceId !== 'string') { ws.terminate(); return undefined; }
     const id = msg.instanceId;
     let welcome: Welcome;
     if (!this.authenticating.has(id)) this.authenticating.set(id, ws);

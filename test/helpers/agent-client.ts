@@ -8,6 +8,9 @@
 //     keeps CONNECTIONS unauthenticated connections open, each sending a FRAME_BYTES message
 //     in 1 MiB fragments it never finishes (reconnecting when dropped) for SECONDS; reports
 //     how many opened and failed.
+//   raw URL TEXT...
+//     opens one unauthenticated connection per TEXT, sends TEXT as its first message and
+//     reports how each connection ended.
 // Without arguments it does nothing (the test runner may load it).
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
@@ -80,5 +83,22 @@ async function flood(url: string, connections: number, frameBytes: number, secon
   print(stats);
 }
 
-if (mode === 'hello') await hello(args[0]!, args[1]!, args[2]!, args[3]!, args[4]);
+async function raw(url: string, texts: string[]): Promise<void> {
+  const out: { text: string; opened: boolean; closeCode?: number }[] = [];
+  for (const text of texts) {
+    const r: { text: string; opened: boolean; closeCode?: number } = { text, opened: false };
+    await new Promise<void>((done) => {
+      const ws = open(url, '-');
+      const timer = setTimeout(() => { ws.terminate(); done(); }, 5_000);
+      ws.on('open', () => { r.opened = true; ws.send(text); });
+      ws.on('error', () => undefined);
+      ws.on('close', (code) => { r.closeCode = code; clearTimeout(timer); done(); });
+    });
+    out.push(r);
+  }
+  print(out);
+}
+
+if (mode === 'raw') await raw(args[0]!, args.slice(1));
+else if (mode === 'hello') await hello(args[0]!, args[1]!, args[2]!, args[3]!, args[4]);
 else if (mode === 'flood') await flood(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]));

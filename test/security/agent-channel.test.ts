@@ -258,3 +258,16 @@ test('a flood of unauthenticated connections with 8 MiB frames from a task\'s ne
   await victimUnharmed(before);
   assert.equal(await agentConnected(attacker.cluster), true);
 });
+
+test('malformed first messages from a task\'s network position (null, a number, an array, a hello without fields) cannot end the control plane', async () => {
+  const before = disconnects(victim.ci);
+  const texts = ['null', '42', '[]', '"hello"', '{}', '{"type":"hello"}', '{"type":"hello","instanceId":{"toString":1}}', '{"type":null}', 'not json'];
+  const r = spawnSync('nsenter', [`--net=${netnsOf(attacker.ci)}`, process.execPath, client, 'raw', gatewayUrl(), ...texts], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const results = JSON.parse(r.stdout.trim().split('\n').pop()!) as { text: string; opened: boolean }[];
+  assert.equal(results.filter((x) => x.opened).length, texts.length, `every connection opened: ${r.stdout}`);
+  // Berth is still there and answers; nothing of it was an agent.
+  assert.equal(berth.child.exitCode, null, `the control plane exited: ${berth.output.slice(-2000)}`);
+  assert.equal((await describeTask(ecs, victim.cluster, victim.task)).lastStatus, 'RUNNING');
+  await victimUnharmed(before);
+});
