@@ -88,6 +88,11 @@ export function firewallScript(net: SlotNetwork, state: FirewallState): string {
     set('relay_ports', 'inet_service', unique(state.relayPorts.map(String))),
     '  chain input {',
     '    type filter hook input priority filter; policy accept;',
+    // Link-local frames (01:80:c2:00:00:0X) skip the bridge's prerouting hook and come up on
+    // the port itself: nothing from a port reaches the host but through the bridge.
+    `    iifname ${any} counter drop`,
+    // The gateway's ports are for the bridge (and the host itself), never for other interfaces.
+    `    ip daddr ${net.gateway} iifname != { "${net.bridge}", "lo" } counter drop`,
     `    iifname != "${net.bridge}" accept`,
     '    ct state established,related accept',
     `    ip daddr ${net.gateway} ip saddr @instances tcp dport @agent_ports accept`,

@@ -118,6 +118,9 @@ export async function plugNetns(net: SlotNetwork, netns: string, hostVeth: strin
  * take over another's MAC or see its traffic. Idempotent.
  */
 export async function securePort(net: SlotNetwork, hostVeth: string, address: string): Promise<void> {
+  // No IPv6 on the host end either: link-local frames the bridge passes up on the port
+  // itself would otherwise reach the host's [::] services over its fe80:: address.
+  try { writeFileSync(`/proc/sys/net/ipv6/conf/${hostVeth}/disable_ipv6`, '1'); } catch { /* no IPv6 in this kernel */ }
   await ip(['link', 'set', 'dev', hostVeth, 'type', 'bridge_slave', 'learning', 'off', 'flood', 'off', 'mcast_flood', 'off']);
   await run('bridge', ['fdb', 'replace', macForAddress(address), 'dev', hostVeth, 'master', 'static']);
 }
