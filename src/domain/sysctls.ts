@@ -20,7 +20,8 @@ export function sysctlProblem(name: string, networkMode: string | undefined, ipc
   if (!scope) {
     return `systemControls namespace '${name}' is not a namespaced sysctl, so setting it would change the whole instance; allowed are kernel.msgmax, kernel.msgmnb, kernel.msgmni, kernel.sem, kernel.shmall, kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced, fs.mqueue.* and (in awsvpc network mode) net.*.`;
   }
-  if (scope === 'net' && networkMode === 'host') {
+  // Only awsvpc gives a task a network namespace of its own (undefined: the managed-instances default, awsvpc).
+  if (scope === 'net' && networkMode !== undefined && networkMode !== 'awsvpc') {
     return `systemControls namespace '${name}' cannot be set in host network mode: the task shares the instance's network namespace. Use awsvpc network mode, which gives the task its own.`;
   }
   if (scope === 'ipc' && ipcMode === 'host') {

@@ -180,10 +180,12 @@ describe('container runtime (real containers)', { skip }, () => {
   });
 
   it('awsvpc: the container joins the task netns and is named after the task', async () => {
-    const ns = `berth-test-${process.pid}`;
+    // Named as the provider names a task's namespace: the agent refuses any other.
+    const task = makeTask({ networkMode: 'awsvpc' });
+    const ns = `berthtest${process.pid}-task-${task.taskId}`;
     execFileSync('ip', ['netns', 'add', ns]);
     try {
-      const task = makeTask({ networkMode: 'awsvpc', network: { netnsPath: `/run/netns/${ns}`, ipv4Address: '10.255.0.2', gateway: '10.255.0.1', prefixLength: 24 } });
+      task.network = { netnsPath: `/run/netns/${ns}`, ipv4Address: '10.255.0.2', gateway: '10.255.0.1', prefixLength: 24 };
       const { out } = await run('ls /sys/class/net | tr "\\n" " "; echo; hostname; grep "$(hostname)" /etc/hosts', {}, task);
       const [ifaces, host, hosts] = out.split('\n');
       assert.equal(ifaces!.trim(), 'lo');

@@ -54,7 +54,7 @@ describe('buildOciSpec', () => {
   });
 
   it('systemControls: namespaced sysctls only; net.* not in host network mode, IPC ones not with ipcMode host', () => {
-    const aws = { networkMode: 'awsvpc', network: { netnsPath: '/run/netns/t1', ipv4Address: '10.0.0.2', gateway: '10.0.0.1', prefixLength: 24 } };
+    const aws = { networkMode: 'awsvpc', network: { netnsPath: '/run/netns/berth0-task-0123456789abcdef0123456789abcdef', ipv4Address: '10.0.0.2', gateway: '10.0.0.1', prefixLength: 24 } };
     const s = buildOciSpec(input({}, { systemControls: [{ namespace: 'net.ipv4.ip_forward', value: '1' }, { namespace: 'kernel.shmmni', value: '9' }] }, aws));
     assert.deepEqual(s.linux.sysctl, { 'net.ipv4.ip_forward': '1', 'kernel.shmmni': '9' });
     assert.throws(() => buildOciSpec(input({}, { systemControls: [{ namespace: 'net.ipv4.ip_forward', value: '1' }] })), /host network mode/);
@@ -85,8 +85,8 @@ describe('buildOciSpec', () => {
   });
 
   it('namespaces: awsvpc joins the task netns and is named after the task; host shares the netns', () => {
-    const aws = buildOciSpec(input({}, {}, { networkMode: 'awsvpc', network: { netnsPath: '/run/netns/t1', ipv4Address: '10.0.0.2', gateway: '10.0.0.1', prefixLength: 24 } }));
-    assert.deepEqual(aws.linux.namespaces, [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network', path: '/run/netns/t1' }]);
+    const aws = buildOciSpec(input({}, {}, { networkMode: 'awsvpc', network: { netnsPath: '/run/netns/berth0-task-0123456789abcdef0123456789abcdef', ipv4Address: '10.0.0.2', gateway: '10.0.0.1', prefixLength: 24 } }));
+    assert.deepEqual(aws.linux.namespaces, [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network', path: '/run/netns/berth0-task-0123456789abcdef0123456789abcdef' }]);
     assert.equal(aws.hostname, '0123456789ab');
     const hostMode = buildOciSpec(input());
     assert.equal(hostMode.linux.namespaces.some((n) => n.type === 'network'), false);

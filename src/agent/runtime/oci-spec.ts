@@ -99,6 +99,11 @@ export function buildOciSpec(input: SpecInput): OciConfig {
   const { task, container: c, image, host } = input;
   const name = c.name;
 
+  // Names that become paths on the instance (task dir, volume mount points): never '..' or '/'.
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(task.taskId)) throw new ContainerSpecError(`task id '${task.taskId}' is not a task id.`);
+  for (const v of task.volumes) {
+    if (!/^[A-Za-z0-9_-]{1,255}$/.test(v.name)) throw new ContainerSpecError(`Volume name '${v.name}' may contain only letters, digits, hyphens and underscores.`);
+  }
   // Capabilities, then the privilege gate, before anything else: refusing early is cheap.
   const caps = resolveCapabilities(c, host.boundingCapabilities);
   checkPrivilegedGate(c, caps, task.allowedPrivilegedCapabilities);
@@ -236,15 +241,23 @@ function volumeMounts(input: SpecInput): OciMount[] {
 function namespaces(input: SpecInput): OciNamespace[] {
   const { task } = input;
   const ns: OciNamespace[] = [];
-  // pidMode/ipcMode "host" share the instance's namespace (the agent's): the container can see
-  // (and, as root with CAP_KILL, signal) every process of the instance, the agent's and other
-  // tasks' included. Never the machine's, but only with the provider's opt-in (checkHostAccessGate).
+  // pidMode/ipcMode "host" share the instance's namespace (the agent's): the container can see,
+  // signal and (root with the default caps, ptrace allowed) trace every process of the instance
+  // and read other tasks' /proc/<pid>/environ and root, secrets included. Never the machine's,
+  // and only with the provider's opt-in (checkHostAccessGate).
   if (task.pidMode !== 'host') ns.push(input.pidNamespacePath ? { type: 'pid', path: input.pidNamespacePath } : { type: 'pid' });
   if (task.ipcMode !== 'host') ns.push({ type: 'ipc' });
   ns.push({ type: 'uts' }, { type: 'mount' });
   if (task.networkMode === 'awsvpc') {
-    if (!task.network?.netnsPath) throw new ContainerSpecError(`Task ${task.taskId} uses awsvpc but has no network namespace attached yet.`);
-    ns.push({ type: 'network', path: task.network.netnsPath });
+    const path = task.network?.netnsPath;
+    if (!path) throw new ContainerSpecError(`Task ${task.taskId} uses awsvpc but has no network namespace attached yet.`);
+    // Checked here too (a forged desired state must not name the instance's pull namespace,
+    // which reaches the registry relays, or another task's): the provider names each task's
+    // namespace after the task, under /run/netns.
+    if (!/^\/run\/netns\/[A-Za-z0-9_-]+$/.test(path) || !path.endsWith(`-task-${task.taskId}`)) {
+      throw new ContainerSpecError(`Task ${task.taskId}: network namespace ${path} is not this task's.`);
+    }
+    ns.push({ type: 'network', path });
   }
   // host network mode: no entry, so the container shares the agent's (the instance's) netns.
   return ns;

@@ -52,7 +52,16 @@ const errnoNumber = (name?: string): number | undefined =>
  * lets a default container create a user namespace and, as root in it, mount filesystems
  * and reach kernel code paths (cgroup v1 release_agent among them) that need CAP_SYS_ADMIN.
  */
-export const NAMESPACE_SYSCALLS = ['clone', 'clone3', 'unshare', 'setns', 'mount', 'umount', 'umount2', 'pivot_root'] as const;
+export const NAMESPACE_SYSCALLS = [
+  'clone', 'clone3', 'unshare', 'setns', 'mount', 'umount', 'umount2', 'pivot_root',
+  // The new mount API: moby allows it only with CAP_SYS_ADMIN too.
+  'fsopen', 'fsconfig', 'fsmount', 'fspick', 'open_tree', 'move_mount', 'mount_setattr',
+  // Not namespaced: the kernel keyrings (root's on the machine) and its log.
+  'keyctl', 'syslog',
+] as const;
+
+/** Refused (EPERM) without CAP_SYS_ADMIN, allowed with it. */
+const ADMIN_ONLY = ['unshare', 'setns', 'mount', 'umount', 'umount2', 'pivot_root', 'fsopen', 'fsconfig', 'fsmount', 'fspick', 'open_tree', 'move_mount', 'mount_setattr'];
 
 /** CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET (moby's mask). */
 export const CLONE_NAMESPACE_FLAGS = 0x7e020000;
@@ -69,7 +78,13 @@ export const NAMESPACE_RULES: readonly SourceRule[] = [
   { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }], excludes: { caps: ['CAP_SYS_ADMIN'], arches: ['s390', 's390x'] } },
   { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 1, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }], includes: { arches: ['s390', 's390x'] }, excludes: { caps: ['CAP_SYS_ADMIN'] } },
   { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errno: 'ENOSYS', excludes: { caps: ['CAP_SYS_ADMIN'] } },
-  { names: ['unshare', 'setns', 'mount', 'umount', 'umount2', 'pivot_root'], action: 'SCMP_ACT_ERRNO', errno: 'EPERM', excludes: { caps: ['CAP_SYS_ADMIN'] } },
+  { names: ADMIN_ONLY, action: 'SCMP_ACT_ERRNO', errno: 'EPERM', excludes: { caps: ['CAP_SYS_ADMIN'] } },
+  // keyctl has no rule: like add_key and request_key (and as in moby) it falls to the
+  // profile's default action for every container, since keyrings are not namespaced and a
+  // task's root would reach the machine root's keys.
+  // The kernel log: with CAP_SYSLOG or CAP_SYS_ADMIN only (else the default action).
+  { names: ['syslog'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYSLOG'] } },
+  { names: ['syslog'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_ADMIN'] }, excludes: { caps: ['CAP_SYSLOG'] } },
 ];
 
 const governed = new Set<string>(NAMESPACE_SYSCALLS);
