@@ -56,7 +56,9 @@ export class Audit {
       return committed;
     } catch (err) {
       lost(err);
-      return Promise.reject(err as Error);
+      const failed = Promise.reject(err as Error);
+      failed.catch(() => undefined); // callers that do not wait must not turn it into an unhandled rejection
+      return failed;
     }
   }
 

@@ -9,13 +9,13 @@ interface Ec2Tag { Key: string; Value?: string }
 function windowCheck(a: Args, id: string): Check {
   // Tags of the window record (ec2/index.ts keeps windows as kind `event-window`).
   const rec = a.env.store?.get<{ Tags?: Ec2Tag[] }>('event-window', sk(a.ctx.scope), id);
-  const tags: Record<string, string> = {};
+  const tags = Object.create(null) as Record<string, string>;
   for (const t of rec?.Tags ?? []) tags[t.Key] = t.Value ?? '';
   return { resource: regionalArn(a.ctx, 'ec2', `instance-event-window/${id}`), tags };
 }
 
 function specTags(specs: { ResourceType?: string; Tags?: Ec2Tag[] }[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = Object.create(null) as Record<string, string>;
   for (const s of specs ?? []) for (const t of s.Tags ?? []) out[t.Key] = t.Value ?? '';
   return out;
 }

@@ -69,7 +69,8 @@ export interface ServiceAuthz {
 // Helpers shared by the tables --------------------------------------------------------------
 
 export function tagMap(tags: readonly { key: string; value?: string }[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  // No prototype: a tag key such as __proto__ is a key like any other, seen by policies.
+  const out = Object.create(null) as Record<string, string>;
   for (const t of tags ?? []) out[t.key] = t.value ?? '';
   return out;
 }

@@ -72,6 +72,11 @@ environment:
 
 async function up(): Promise<void> {
   const config = configFromEnv();
+  // A promise some code path forgot to handle must not end the control plane (and with it
+  // every API caller's answer): it is logged with its stack, and Berth goes on.
+  process.on('unhandledRejection', (e) => {
+    process.stderr.write(`berth: unhandled rejection (a bug; Berth goes on): ${(e as Error)?.stack ?? String(e)}\n`);
+  });
   const berth = await startBerth(config, { clock: clockFromSpec(process.env.BERTH_CLOCK) });
   process.stdout.write(
     `Berth is listening on ${berth.endpoint} (account ${berth.accountId}, data in ${config.dataDir}).\n` +

@@ -520,11 +520,17 @@ export class ExecBroker {
       s.channel.output(Buffer.from(String(exitCode)), PayloadType.ExitCode);
     }
     s.transcript?.close();
-    this.audit.update(s.scope, s.id, (r) => {
-      endRecord(r, this.o.clock.now(), reason, exitCode);
-      r.bytesIn = s.bytesIn;
-      r.bytesOut = s.bytesOut;
-    });
+    // finish runs from timers too: a store that cannot write (a full disk) must not throw out
+    // of one and end the process. The record stays open and is closed at the next start.
+    try {
+      this.audit.update(s.scope, s.id, (r) => {
+        endRecord(r, this.o.clock.now(), reason, exitCode);
+        r.bytesIn = s.bytesIn;
+        r.bytesOut = s.bytesOut;
+      });
+    } catch (e) {
+      this.o.log(`exec: session ${s.id}: its end could not be recorded now (${(e as Error).message}); it is closed at the next start`);
+    }
     this.sessionEvent(s, 'ended', s.sourceIp ?? '', reason);
     if (s.ws) { this.deliverEnd(s); return; }
     if (reason === 'never-connected' || reason === 'terminated' || reason === 'client-gone') { this.drop(s); return; }

@@ -94,6 +94,15 @@ export class Forwarders {
   /** Relays being opened (concurrent calls for one target share one). */
   private readonly opening = new Map<string, Promise<Relay>>();
 
+  private ownSockets?: { at: number; listeners: { address: string; port: number }[] };
+
+  /** Berth's own listening sockets, read from /proc at most once a second (a pull makes a request per layer). */
+  private listeners(): { address: string; port: number }[] {
+    const now = performance.now();
+    if (!this.ownSockets || now - this.ownSockets.at > 1_000) this.ownSockets = { at: now, listeners: ownListeners() };
+    return this.ownSockets.listeners;
+  }
+
   /** `log` gets every refused request (only agents reach a relay: a refusal means a broken or hostile one). */
   constructor(private readonly log: (line: string) => void) {}
 
@@ -149,7 +158,7 @@ export class Forwarders {
     }
     // Checked per request: Berth's API may start listening after the relay opened (a pull
     // then fails with this message rather than the whole desired state with an exception).
-    if (reachesOwnSocket(target, ownListeners())) {
+    if (reachesOwnSocket(target, this.listeners())) {
       refused(403, `${target.host}:${target.port} is a port of Berth itself, not a registry`);
       return;
     }
