@@ -1,7 +1,18 @@
 // Small helpers for end-to-end tests that run real tasks.
-import { DescribeTasksCommand, RegisterTaskDefinitionCommand, type ECSClient, type Task } from '@aws-sdk/client-ecs';
+import { CreateCapacityProviderCommand, DescribeTasksCommand, RegisterTaskDefinitionCommand, type ECSClient, type Tag, type Task } from '@aws-sdk/client-ecs';
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import type { BerthProcess } from './berth.js';
+
+/** A managed-instances capacity provider of `cluster` with one subnet (so all its instances share a zone). */
+export async function createProvider(ecs: ECSClient, cluster: string, name: string, tags: Tag[] = []): Promise<void> {
+  await ecs.send(new CreateCapacityProviderCommand({
+    name, cluster, ...(tags.length ? { tags } : {}),
+    managedInstancesProvider: {
+      infrastructureRoleArn: 'arn:aws:iam::123456789012:role/infra',
+      instanceLaunchTemplate: { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['subnet-1'] } },
+    },
+  } as never));
+}
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;

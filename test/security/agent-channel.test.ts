@@ -10,13 +10,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CreateCapacityProviderCommand, CreateClusterCommand, DescribeContainerInstancesCommand, ListContainerInstancesCommand,
+  CreateClusterCommand, DescribeContainerInstancesCommand, ListContainerInstancesCommand,
   RegisterTaskDefinitionCommand, RunTaskCommand, type ContainerInstance, type ECSClient,
 } from '@aws-sdk/client-ecs';
 import { startTestBerth, repoRoot, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
-import { describeTask, logsClient, taskId, waitFor, waitForStatus } from '../helpers/ecs.js';
+import { describeTask, logsClient, taskId, waitFor, waitForStatus, createProvider } from '../helpers/ecs.js';
 import { agentPid } from '../helpers/instances.js';
 import { GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 
@@ -91,13 +91,7 @@ before(async () => {
   await new Promise((r) => setTimeout(r, 1_000));
   for (const name of ['victim', 'attacker']) {
     await ecs.send(new CreateClusterCommand({ clusterName: name }));
-    await ecs.send(new CreateCapacityProviderCommand({
-      name: `${name}-cp`, cluster: name,
-      managedInstancesProvider: {
-        infrastructureRoleArn: 'arn:aws:iam::123456789012:role/infra',
-        instanceLaunchTemplate: { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['subnet-1'] } },
-      },
-    }));
+    await createProvider(ecs, name, `${name}-cp`);
     const td = await ecs.send(new RegisterTaskDefinitionCommand({
       family: name, requiresCompatibilities: ['MANAGED_INSTANCES'], networkMode: 'host',
       containerDefinitions: [{

@@ -14,13 +14,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
-  CreateCapacityProviderCommand, CreateClusterCommand, DescribeContainerInstancesCommand, ECSClient,
+  CreateClusterCommand, DescribeContainerInstancesCommand, ECSClient,
   RegisterTaskDefinitionCommand, RunTaskCommand,
 } from '@aws-sdk/client-ecs';
 import { BerthProcess, repoRoot } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
-import { describeTask, waitFor, waitForStatus } from '../helpers/ecs.js';
+import { describeTask, waitFor, waitForStatus, createProvider } from '../helpers/ecs.js';
 import { raw, type RawResponse } from '../helpers/raw.js';
 
 const cluster = 'disk';
@@ -56,10 +56,7 @@ before(async () => {
   berth = await new BerthProcess(join(mnt, 'data'), { BERTH_DB_RESERVE_MB: String(RESERVE_MB) }).start();
   ecs = berth.ecs();
   await ecs.send(new CreateClusterCommand({ clusterName: cluster }));
-  await ecs.send(new CreateCapacityProviderCommand({
-    name: 'disk-cp', cluster,
-    managedInstancesProvider: { infrastructureRoleArn: 'r', instanceLaunchTemplate: { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['subnet-1'] } } },
-  }));
+  await createProvider(ecs, cluster, 'disk-cp');
   await ecs.send(new RegisterTaskDefinitionCommand({
     family: 'secretive', requiresCompatibilities: ['MANAGED_INSTANCES'], networkMode: 'host',
     containerDefinitions: [{

@@ -12,13 +12,13 @@ import { join } from 'node:path';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Hash } from '@smithy/hash-node';
 import {
-  CreateCapacityProviderCommand, CreateClusterCommand, DescribeContainerInstancesCommand, ECSClient, ExecuteCommandCommand,
+  CreateClusterCommand, DescribeContainerInstancesCommand, ECSClient, ExecuteCommandCommand,
   RegisterTaskDefinitionCommand, RunTaskCommand,
 } from '@aws-sdk/client-ecs';
 import { BerthProcess, repoRoot, startTestBerth, type Creds, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
-import { describeTask, waitFor, waitForStatus } from '../helpers/ecs.js';
+import { describeTask, waitFor, waitForStatus, createProvider } from '../helpers/ecs.js';
 import { raw } from '../helpers/raw.js';
 import { jsonCall, userWithPolicy, type Keys } from '../helpers/iam.js';
 import { SsmClient, type SessionInfo } from '../helpers/ssm-client.js';
@@ -46,10 +46,7 @@ before(async () => {
   ecs = berth.ecs();
   other = createAccount(berth);
   await ecs.send(new CreateClusterCommand({ clusterName: cluster }));
-  await ecs.send(new CreateCapacityProviderCommand({
-    name: 'cp-sec-cp', cluster,
-    managedInstancesProvider: { infrastructureRoleArn: 'r', instanceLaunchTemplate: { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['subnet-1'] } } },
-  }));
+  await createProvider(ecs, cluster, 'cp-sec-cp');
   await ecs.send(new RegisterTaskDefinitionCommand({
     family: 'victim-family', requiresCompatibilities: ['MANAGED_INSTANCES'], networkMode: 'host',
     containerDefinitions: [{ name: 'app', image: `${registry.address}/busybox:latest`, memory: 48, stopTimeout: 2, command: ['sleep', '3600'] }],

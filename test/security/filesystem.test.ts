@@ -9,13 +9,13 @@ import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { relative } from 'node:path';
 import {
-  CreateCapacityProviderCommand, CreateClusterCommand, DescribeContainerInstancesCommand, ListTasksCommand,
+  CreateClusterCommand, DescribeContainerInstancesCommand, ListTasksCommand,
   RegisterTaskDefinitionCommand, RunTaskCommand, StopTaskCommand, type ECSClient, type Task,
 } from '@aws-sdk/client-ecs';
 import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
-import { describeTask, taskId, waitFor, waitForLogs, waitForStatus } from '../helpers/ecs.js';
+import { describeTask, taskId, waitFor, waitForLogs, waitForStatus, createProvider } from '../helpers/ecs.js';
 import { agentPid } from '../helpers/instances.js';
 
 let berth: TestBerth;
@@ -35,13 +35,7 @@ before(async () => {
   ecs = berth.ecs();
   await ecs.send(new CreateClusterCommand({ clusterName: cluster }));
   // One capacity provider and small tasks: everything lands on one instance, neighbours included.
-  await ecs.send(new CreateCapacityProviderCommand({
-    name: 'fs-cp', cluster,
-    managedInstancesProvider: {
-      infrastructureRoleArn: 'arn:aws:iam::123456789012:role/infra',
-      instanceLaunchTemplate: { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['subnet-1'] } },
-    },
-  }));
+  await createProvider(ecs, cluster, 'fs-cp');
 });
 
 after(async () => {

@@ -10,13 +10,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CreateCapacityProviderCommand, CreateClusterCommand, DescribeContainerInstancesCommand, ListContainerInstancesCommand,
+  CreateClusterCommand, DescribeContainerInstancesCommand, ListContainerInstancesCommand,
   RegisterTaskDefinitionCommand, RunTaskCommand, type ECSClient,
 } from '@aws-sdk/client-ecs';
 import { repoRoot, startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
-import { describeTask, taskId, waitFor, waitForLogs, waitForStatus } from '../helpers/ecs.js';
+import { describeTask, taskId, waitFor, waitForLogs, waitForStatus, createProvider } from '../helpers/ecs.js';
 import { agentPid } from '../helpers/instances.js';
 
 const gcc = spawnSync('sh', ['-c', 'command -v gcc']).status === 0;
@@ -42,10 +42,7 @@ before(async () => {
   berth = await startTestBerth();
   ecs = berth.ecs();
   await ecs.send(new CreateClusterCommand({ clusterName: cluster }));
-  await ecs.send(new CreateCapacityProviderCommand({
-    name: `${cluster}-cp`, cluster,
-    managedInstancesProvider: { infrastructureRoleArn: 'r', instanceLaunchTemplate: { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['subnet-a'] } } } as never,
-  }));
+  await createProvider(ecs, cluster, `${cluster}-cp`);
 });
 
 after(async () => {

@@ -11,14 +11,14 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CreateCapacityProviderCommand, CreateClusterCommand, DescribeContainerInstancesCommand, ListContainerInstancesCommand,
+  CreateClusterCommand, DescribeContainerInstancesCommand, ListContainerInstancesCommand,
   RegisterTaskDefinitionCommand, RunTaskCommand, type ContainerInstance, type ECSClient, type Task,
 } from '@aws-sdk/client-ecs';
 import { macForAddress } from '../../src/providers/local/addresses.js';
 import { repoRoot, startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { buildAndPush, buildImage } from '../helpers/image.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { describeTask, taskId, waitFor, waitForLogs, waitForStatus } from '../helpers/ecs.js';
+import { describeTask, taskId, waitFor, waitForLogs, waitForStatus, createProvider } from '../helpers/ecs.js';
 
 const gcc = spawnSync('sh', ['-c', 'command -v gcc']).status === 0;
 const skip = process.getuid?.() !== 0 ? 'needs root (real instances)' : !gcc ? 'needs gcc (to build the static attack program test/security/netprobe.c)' : false;
@@ -45,13 +45,7 @@ before(async () => {
   ecs = berth.ecs();
   for (const name of ['victim', 'attacker']) {
     await ecs.send(new CreateClusterCommand({ clusterName: name }));
-    await ecs.send(new CreateCapacityProviderCommand({
-      name: `${name}-cp`, cluster: name,
-      managedInstancesProvider: {
-        infrastructureRoleArn: 'arn:aws:iam::123456789012:role/infra',
-        instanceLaunchTemplate: { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['subnet-1'] } },
-      },
-    }));
+    await createProvider(ecs, name, `${name}-cp`);
   }
   gateway = JSON.parse(readFileSync(join(berth.dataDir, 'gateway.json'), 'utf8')) as { host: string; port: number };
   slot = (JSON.parse(readFileSync(join(berth.dataDir, 'local-provider', 'slot.json'), 'utf8')) as { slot: number }).slot;

@@ -5,14 +5,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import {
-  CreateCapacityProviderCommand, CreateClusterCommand, CreateServiceCommand, DeleteServiceCommand, DescribeContainerInstancesCommand,
+  CreateClusterCommand, CreateServiceCommand, DeleteServiceCommand, DescribeContainerInstancesCommand,
   ListTasksCommand, RegisterTaskDefinitionCommand, RunTaskCommand, StopTaskCommand, type ECSClient,
   type RunTaskCommandOutput,
 } from '@aws-sdk/client-ecs';
 import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
-import { describeTask, taskId, waitFor, waitForLogs, waitForStatus } from '../helpers/ecs.js';
+import { describeTask, taskId, waitFor, waitForLogs, waitForStatus, createProvider } from '../helpers/ecs.js';
 import { instanceInit } from '../helpers/instances.js';
 
 let berth: TestBerth;
@@ -26,8 +26,6 @@ const OPTED = 'opted-cp';
 let optedError: string | undefined;
 let neighbour: string;
 
-const launchTemplate = { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['subnet-1'] } };
-const infra = 'arn:aws:iam::123456789012:role/infra';
 
 before(async () => {
   registry = await startRegistry();
@@ -36,12 +34,9 @@ before(async () => {
   berth = await startTestBerth();
   ecs = berth.ecs();
   await ecs.send(new CreateClusterCommand({ clusterName: cluster }));
-  await ecs.send(new CreateCapacityProviderCommand({ name: PLAIN, cluster, managedInstancesProvider: { infrastructureRoleArn: infra, instanceLaunchTemplate: launchTemplate } }));
+  await createProvider(ecs, cluster, PLAIN);
   try {
-    await ecs.send(new CreateCapacityProviderCommand({
-      name: OPTED, cluster, managedInstancesProvider: { infrastructureRoleArn: infra, instanceLaunchTemplate: launchTemplate },
-      tags: [{ key: 'berth:privileged-capabilities', value: 'CAP_SYS_ADMIN' }, { key: 'berth:host-access', value: 'ALL' }],
-    }));
+    await createProvider(ecs, cluster, OPTED, [{ key: 'berth:privileged-capabilities', value: 'CAP_SYS_ADMIN' }, { key: 'berth:host-access', value: 'ALL' }]);
   } catch (e) {
     optedError = (e as Error).message; // the tests that need it fail with this message
   }

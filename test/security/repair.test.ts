@@ -5,13 +5,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
-  CreateCapacityProviderCommand, CreateClusterCommand, DescribeContainerInstancesCommand, ListContainerInstancesCommand,
+  CreateClusterCommand, DescribeContainerInstancesCommand, ListContainerInstancesCommand,
   RegisterTaskDefinitionCommand, RunTaskCommand, type ContainerInstance, type ECSClient,
 } from '@aws-sdk/client-ecs';
 import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
-import { describeTask, waitFor, waitForStatus } from '../helpers/ecs.js';
+import { describeTask, waitFor, waitForStatus, createProvider } from '../helpers/ecs.js';
 
 let berth: TestBerth;
 let registry: TestRegistry;
@@ -25,12 +25,7 @@ before(async () => {
   berth = await startTestBerth({ BERTH_HEARTBEAT_TIMEOUT: '2' });
   ecs = berth.ecs();
   await ecs.send(new CreateClusterCommand({ clusterName: cluster }));
-  await ecs.send(new CreateCapacityProviderCommand({
-    name: `${cluster}-cp`, cluster,
-    managedInstancesProvider: {
-      infrastructureRoleArn: 'r', instanceLaunchTemplate: { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['subnet-a'] } },
-    } as never,
-  }));
+  await createProvider(ecs, cluster, `${cluster}-cp`);
 });
 
 after(async () => {
