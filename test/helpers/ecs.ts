@@ -14,6 +14,23 @@ export async function createProvider(ecs: ECSClient, cluster: string, name: stri
   } as never));
 }
 
+/**
+ * Registers a host-mode managed-instances task definition with one container, `app`, that
+ * logs to `group` with the family as stream prefix; `container` and `extra` add to it. Its ARN.
+ */
+export async function registerAppTask(ecs: ECSClient, o: { family: string; image: string; memory: number; group: string },
+  container: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<string> {
+  const r = await ecs.send(new RegisterTaskDefinitionCommand({
+    family: o.family, requiresCompatibilities: ['MANAGED_INSTANCES'], networkMode: 'host',
+    containerDefinitions: [{
+      name: 'app', image: o.image, memory: o.memory,
+      logConfiguration: { logDriver: 'awslogs', options: { 'awslogs-group': o.group, 'awslogs-stream-prefix': o.family } }, ...container,
+    }],
+    ...extra,
+  } as never));
+  return r.taskDefinition!.taskDefinitionArn!;
+}
+
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

@@ -15,7 +15,7 @@ import {
 import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
-import { describeTask, taskId, waitFor, waitForLogs, waitForStatus, createProvider } from '../helpers/ecs.js';
+import { describeTask, taskId, waitFor, waitForLogs, waitForStatus, createProvider, registerAppTask } from '../helpers/ecs.js';
 import { agentPid } from '../helpers/instances.js';
 
 let berth: TestBerth;
@@ -46,15 +46,8 @@ after(async () => {
   assert.ok(!loops.includes(berth.dataDir), `loop devices left behind:\n${loops}`);
 });
 
-const logConfig = (prefix: string) => ({ logDriver: 'awslogs' as const, options: { 'awslogs-group': group, 'awslogs-stream-prefix': prefix } });
-
-async function register(family: string, container: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<string> {
-  const r = await ecs.send(new RegisterTaskDefinitionCommand({
-    family, requiresCompatibilities: ['MANAGED_INSTANCES'], networkMode: 'host',
-    containerDefinitions: [{ name: 'app', image, memory: 32, logConfiguration: logConfig(family), ...container }],
-    ...extra,
-  } as never));
-  return r.taskDefinition!.taskDefinitionArn!;
+function register(family: string, container: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<string> {
+  return registerAppTask(ecs, { family, image, memory: 32, group: group }, container, extra);
 }
 
 async function run(taskDefinition: string): Promise<string> {

@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import {
   CreateClusterCommand, CreateServiceCommand, DeleteServiceCommand, DescribeContainerInstancesCommand,
-  ListTasksCommand, RegisterTaskDefinitionCommand, RunTaskCommand, StopTaskCommand, type ECSClient,
+  ListTasksCommand, RunTaskCommand, StopTaskCommand, type ECSClient,
   type RunTaskCommandOutput,
 } from '@aws-sdk/client-ecs';
 import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildAndPush } from '../helpers/image.js';
-import { describeTask, taskId, waitFor, waitForLogs, waitForStatus, createProvider } from '../helpers/ecs.js';
+import { describeTask, taskId, waitFor, waitForLogs, waitForStatus, createProvider, registerAppTask } from '../helpers/ecs.js';
 import { instanceInit } from '../helpers/instances.js';
 
 let berth: TestBerth;
@@ -50,15 +50,8 @@ after(async () => {
   await registry?.stop();
 });
 
-const log = (name: string) => ({ logDriver: 'awslogs' as const, options: { 'awslogs-group': '/priv', 'awslogs-stream-prefix': name } });
-
-async function register(family: string, container: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<string> {
-  const r = await ecs.send(new RegisterTaskDefinitionCommand({
-    family, requiresCompatibilities: ['MANAGED_INSTANCES'], networkMode: 'host',
-    containerDefinitions: [{ name: 'app', image, memory: 64, logConfiguration: log(family), ...container }],
-    ...extra,
-  } as never));
-  return r.taskDefinition!.taskDefinitionArn!;
+function register(family: string, container: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<string> {
+  return registerAppTask(ecs, { family, image, memory: 64, group: '/priv' }, container, extra);
 }
 
 function runTask(taskDefinition: string, provider = PLAIN): Promise<RunTaskCommandOutput> {
