@@ -3,6 +3,9 @@
 // be reused by an unrelated process. A pid is Berth's only while it is not a zombie and its
 // start time (from /proc/<pid>/stat) is the one recorded when Berth wrote server.json.
 import { readFileSync } from 'node:fs';
+import { parseStat } from './domain/proc-stat.js';
+
+export { parseStat, type ProcessStat } from './domain/proc-stat.js';
 
 /** What the check reads about a process (the real /proc, or a test's). */
 export interface ProcessView {
@@ -16,20 +19,6 @@ export const procView: ProcessView = {
   stat: (pid) => { try { return readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return undefined; } },
   cmdline: (pid) => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { return undefined; } },
 };
-
-export interface ProcessStat { state: string; startTime: number }
-
-/** Parses /proc/<pid>/stat: `pid (comm) state ppid …`; the comm may hold spaces and parentheses. */
-export function parseStat(text: string): ProcessStat | undefined {
-  const close = text.lastIndexOf(')');
-  if (close < 0) return undefined;
-  const fields = text.slice(close + 2).trim().split(/\s+/);
-  // Field 3 is the state, field 22 the start time (clock ticks after boot).
-  const state = fields[0];
-  const startTime = Number(fields[19]);
-  if (!state || !Number.isFinite(startTime)) return undefined;
-  return { state, startTime };
-}
 
 /** This process's start time, recorded in server.json. */
 export function ownStartTime(view: ProcessView = procView): number | undefined {

@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { parseStat, type ProcessStat } from '../../domain/proc-stat.js';
 
 export interface RunResult { code: number; stdout: string; stderr: string }
 
@@ -61,23 +62,21 @@ export function readJson<T>(path: string): T | undefined {
 
 // ---- processes --------------------------------------------------------------------------
 
-function statFields(pid: number): string[] | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return s.slice(s.lastIndexOf(')') + 2).trim().split(' '); // [0] = state (field 3)
-  } catch { return undefined; }
+function readStat(pid: number): ProcessStat | undefined {
+  try { return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return undefined; }
 }
 
 /** The process's start time (clock ticks since boot): with the pid, it identifies a process across pid reuse. */
 export function processStartTime(pid: number): string | undefined {
-  return statFields(pid)?.[19];
+  const st = readStat(pid);
+  return st ? String(st.startTime) : undefined;
 }
 
 /** True when `pid` is still the process that started at `startTime` and has not exited (zombies count as exited). */
 export function isSameProcess(pid: number | undefined, startTime: string | undefined): boolean {
   if (!pid || !startTime) return false;
-  const f = statFields(pid);
-  return !!f && f[19] === startTime && f[0] !== 'Z' && f[0] !== 'X';
+  const st = readStat(pid);
+  return !!st && String(st.startTime) === startTime && st.state !== 'Z' && st.state !== 'X';
 }
 
 export function childPids(pid: number): number[] {
