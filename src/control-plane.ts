@@ -140,7 +140,8 @@ export class ControlPlane {
             return;
           }
           try {
-            logs.putEvents(scope, msg.batch.group, msg.batch.stream, msg.batch.events, { source: msg.batch.source, offset: msg.batch.offset });
+            const events = Array.isArray(msg.batch.events) ? msg.batch.events : [];
+            logs.putEvents(scope, msg.batch.group, msg.batch.stream, events.map((e) => ({ timestamp: e?.timestamp, message: e?.message })), { source: msg.batch.source, positions: events.map((e) => e?.pos) });
             this.gateway.send(instanceId, { type: 'ack', seq: msg.seq });
           } catch (e) { log(`logs from ${instanceId}: ${(e as Error).message}`); }
         },

@@ -73,6 +73,7 @@ export class Agent {
   /** Log batches sent but not yet acknowledged: seq → where the container's log advances to. */
   private readonly pendingLogs = new Map<number, { taskId: string; container: string; cursor?: string }>();
   private readonly sentCursors = new Map<string, string>();
+  private readonly shipping = new Map<string, Promise<number>>();
   private timers: NodeJS.Timeout[] = [];
   private readonly checkers = new Map<string, HealthChecker>();
   /** The last report sent per task, so unchanged states are not sent again. */
@@ -460,7 +461,17 @@ export class Agent {
     }
   }
 
-  private async shipContainerLogs(taskId: string, t: StoredTask, name: string, final = false): Promise<number> {
+  /** One read-and-send at a time per container: two from one cursor would send the same lines twice. */
+  private shipContainerLogs(taskId: string, t: StoredTask, name: string, final = false): Promise<number> {
+    const key = `${taskId}/${name}`;
+    const next = (this.shipping.get(key) ?? Promise.resolve(0)).then(() => this.shipContainerLogsNow(taskId, t, name, final));
+    const settled = next.catch(() => 0);
+    this.shipping.set(key, settled);
+    void settled.then(() => { if (this.shipping.get(key) === settled) this.shipping.delete(key); });
+    return next;
+  }
+
+  private async shipContainerLogsNow(taskId: string, t: StoredTask, name: string, final: boolean): Promise<number> {
     const c = t.state.containers[name]!;
     if (!c.runtimeId || c.phase === 'removed') return 0;
     const key = `${taskId}/${name}`;
@@ -468,13 +479,12 @@ export class Agent {
     const chunk = await this.o.driver.readLogs(c.runtimeId, from, final).catch(() => undefined);
     if (!chunk || chunk.events.length === 0) return 0;
     const spec = t.state.spec.containers.find((x) => x.name === name)!;
-    // Parts of one chunk: the later ones are keyed offset+i for the control plane's dedupe
-    // (a chunk spans more bytes than it has events, so no key meets the next chunk's), and
-    // only the last part moves the acknowledged cursor to the chunk's end.
+    // Each event carries its position in the source file, so the control plane stores a resent
+    // one once however the chunk is cut; only the last part moves the acknowledged cursor.
     const parts = splitLogEvents(chunk.events);
     for (let i = 0; i < parts.length; i++) {
       const seq = ++this.seq;
-      if (!this.send({ type: 'logs', seq, batch: { group: spec.log.group, stream: spec.log.stream, source: chunk.source, offset: chunk.offset + i, events: parts[i]! } })) return 0;
+      if (!this.send({ type: 'logs', seq, batch: { group: spec.log.group, stream: spec.log.stream, source: chunk.source, events: parts[i]! } })) return 0;
       this.pendingLogs.set(seq, { taskId, container: name, ...(i === parts.length - 1 ? { cursor: chunk.cursor } : {}) });
     }
     this.sentCursors.set(key, chunk.cursor);

@@ -16,11 +16,11 @@ export interface ContainerObservation {
 
 /** Events read from a container's log; `cursor` is opaque and says where the next read starts. */
 export interface LogChunk {
-  events: { timestamp: number; message: string }[];
+  /** `pos`: where the event starts in `source` (a byte position, strictly increasing). */
+  events: { timestamp: number; message: string; pos: number }[];
   cursor: string;
-  /** Identify the chunk's position so a resent batch is recognised: the file and byte offset it started at. */
+  /** The file the events were read from: with their positions, a resent batch is recognised. */
   source: string;
-  offset: number;
 }
 
 export interface ContainerDriver {

@@ -119,10 +119,10 @@ export interface Attribute { name: string; value?: string }
 export interface LogEventBatch {
   group: string;
   stream: string;
-  /** Identifies the source file and position so a resent batch is not stored twice. */
+  /** The file the events were read from; with each event's position in it, a resent batch is stored once. */
   source: string;
-  offset: number;
-  events: { timestamp: number; message: string }[];
+  /** `pos`: the byte position where the event starts in `source`, strictly increasing. */
+  events: { timestamp: number; message: string; pos: number }[];
 }
 
 /**

@@ -109,10 +109,10 @@ export async function createRuncDriver(o: { dataDir: string; log: (line: string)
       const from: LogCursor = cursor ? JSON.parse(cursor) as LogCursor : START;
       const read = readLog(await logPath(id), from, { final });
       return {
-        events: read.events.map((e) => ({ timestamp: e.timestamp, message: e.message })),
+        events: read.events.map((e) => ({ timestamp: e.timestamp, message: e.message, pos: e.pos })),
         cursor: JSON.stringify(read.cursor),
-        source: `${id}:${from.ino}`,
-        offset: from.offset,
+        // The file actually read (a cursor may name the rotated one, or none yet).
+        source: `${id}:${read.cursor.ino}`,
       };
     },
     async checkRuntime() {

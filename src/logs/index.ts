@@ -15,7 +15,7 @@ import {
   formatStreamToken, GROUP_NOT_FOUND, groupArn, groupNameOf, identifierToName, MAX_RESPONSE_BYTES, parseStreamToken,
   resourceAlreadyExists, resourceNotFound, STREAM_NOT_FOUND, streamArn, validationException, type Position,
 } from './names.js';
-import { LogStore, MAX_POS, type LogEventInput, type LogGroupRow, type LogStreamRow, type PutEventsResult } from './store.js';
+import { LogStore, MAX_POS, type IngestSource, type LogEventInput, type LogGroupRow, type LogStreamRow, type PutEventsResult } from './store.js';
 
 export { LogStore, type LogEventInput, type PutEventsResult } from './store.js';
 
@@ -64,10 +64,10 @@ export class Logs {
 
   /**
    * Ingestion for the rest of Berth (not exposed over HTTP): see LogStore.putEvents. Creates
-   * the group and stream on first use; idempotent for a resent (source, offset).
+   * the group and stream on first use; stores a resent event from `from` only once.
    */
-  putEvents(scope: Scope | string, group: string, stream: string, events: LogEventInput[], dedupe?: { source: string; offset: number }): PutEventsResult {
-    return this.store.putEvents(scope, group, stream, events, dedupe);
+  putEvents(scope: Scope | string, group: string, stream: string, events: LogEventInput[], from?: IngestSource): PutEventsResult {
+    return this.store.putEvents(scope, group, stream, events, from);
   }
 
   /** Deletes events older than their group's retention; call periodically. */

@@ -44,7 +44,7 @@ export interface NewGroup { kmsKeyId?: string; logGroupClass?: string; deletionP
 export interface PutEventsResult {
   /** Events stored by this call. */
   stored: number;
-  /** True when (source, offset) was already ingested into this stream: nothing was stored. */
+  /** True when every event of the batch was already ingested from its source: nothing was stored. */
   duplicate: boolean;
   /** Events dropped because they are older than the group's retention. */
   expired: number;
@@ -55,7 +55,14 @@ export interface PutEventsResult {
 /** The largest timestamp/id a position can hold. */
 export const MAX_POS = Number.MAX_SAFE_INTEGER;
 
-/** How long (source, offset) marks are kept for deduplicating resent batches. */
+/**
+ * Where a batch's events come from, for storing a resent one only once: `source` names a file
+ * (or any append-only origin) and `positions[i]` is where event i starts in it, strictly
+ * increasing.
+ */
+export interface IngestSource { source: string; positions: number[] }
+
+/** How long an idle source's progress is kept for deduplicating resent batches. */
 export const DEDUPE_WINDOW_MS = 14 * DAY_MS;
 
 export class LogStore {
@@ -82,7 +89,7 @@ export class LogStore {
       deleteGroup: p('DELETE FROM log_groups WHERE id = ?'),
       deleteGroupStreams: p('DELETE FROM log_streams WHERE group_id = ?'),
       deleteGroupEvents: p('DELETE FROM log_events WHERE group_id = ?'),
-      deleteGroupMarks: p('DELETE FROM log_ingest_marks WHERE stream_id IN (SELECT id FROM log_streams WHERE group_id = ?)'),
+      deleteGroupMarks: p('DELETE FROM log_ingest_progress WHERE stream_id IN (SELECT id FROM log_streams WHERE group_id = ?)'),
       groupBytes: p('UPDATE log_groups SET stored_bytes = stored_bytes + ? WHERE id = ?'),
 
       stream: p('SELECT * FROM log_streams WHERE group_id = ? AND name = ?'),
@@ -97,7 +104,7 @@ export class LogStore {
       streamsOfGroup: p('SELECT * FROM log_streams WHERE group_id = ? ORDER BY name'),
       deleteStream: p('DELETE FROM log_streams WHERE id = ?'),
       deleteStreamEvents: p('DELETE FROM log_events WHERE stream_id = ?'),
-      deleteStreamMarks: p('DELETE FROM log_ingest_marks WHERE stream_id = ?'),
+      deleteStreamMarks: p('DELETE FROM log_ingest_progress WHERE stream_id = ?'),
       streamAppended: p(`UPDATE log_streams SET
                            first_event = min(coalesce(first_event, ?), ?),
                            last_event = max(coalesce(last_event, ?), ?),
@@ -105,8 +112,10 @@ export class LogStore {
                          WHERE id = ?`),
 
       insertEvent: p('INSERT INTO log_events (stream_id, group_id, ts, ingested, message) VALUES (?, ?, ?, ?, ?)'),
-      mark: p('INSERT OR IGNORE INTO log_ingest_marks (stream_id, source, "offset", at) VALUES (?, ?, ?, ?)'),
-      pruneMarks: p('DELETE FROM log_ingest_marks WHERE at < ?'),
+      storedTo: p('SELECT stored_to FROM log_ingest_progress WHERE stream_id = ? AND source = ?').pluck(),
+      setStoredTo: p(`INSERT INTO log_ingest_progress (stream_id, source, stored_to, at) VALUES (?, ?, ?, ?)
+                      ON CONFLICT (stream_id, source) DO UPDATE SET stored_to = max(stored_to, excluded.stored_to), at = excluded.at`),
+      pruneMarks: p('DELETE FROM log_ingest_progress WHERE at < ?'),
 
       forward: p(`SELECT id, stream_id, ts, ingested, message FROM log_events
                   WHERE stream_id = ? AND (ts, id) >= (?, ?) AND (ts, id) < (?, ?) ORDER BY ts, id`),
@@ -217,23 +226,30 @@ export class LogStore {
   /**
    * The ingestion entry point for the rest of Berth (the instance agents' log shipping):
    * stores a batch in `group`/`stream` of `scope`, creating both on first use (the awslogs
-   * driver's `awslogs-create-group`), with ingestionTime from the clock. A batch carrying a
-   * (source, offset) this stream has already ingested is not stored again, so an agent may
-   * resend after a reconnect. Messages above 256 KiB are truncated; empty ones are skipped;
-   * events older than the group's retention are dropped. One transaction per batch.
+   * driver's `awslogs-create-group`), with ingestionTime from the clock. With `from`, only
+   * the events starting past the last one this stream has stored from that source are stored, so an
+   * agent may resend after a reconnect or a restart, with the same events or more. Messages
+   * above 256 KiB are truncated; empty ones are skipped; events older than the group's
+   * retention are dropped. One transaction per batch.
    */
-  putEvents(scope: Scope | string, group: string, stream: string, events: LogEventInput[], dedupe?: { source: string; offset: number }): PutEventsResult {
+  putEvents(scope: Scope | string, group: string, stream: string, events: LogEventInput[], from?: IngestSource): PutEventsResult {
     checkGroupName(group);
     checkStreamName(stream);
+    if (from) checkIngestSource(from, events.length);
     const key = typeof scope === 'string' ? scope : scopeKey(scope);
     const now = this.clock.now();
     return this.db.transaction((): PutEventsResult => {
       const g = this.group(key, group) ?? this.createGroup(key, group, now)!;
       const s = this.stream(g, stream) ?? this.createStream(g, stream, now)!;
-      if (dedupe && this.s.mark.run(s.id, dedupe.source, dedupe.offset, now).changes === 0) {
-        return { stored: 0, duplicate: true, expired: 0, truncated: 0 };
+      let fresh = events;
+      if (from) {
+        const storedTo = (this.s.storedTo.get(s.id, from.source) as number | undefined) ?? -1;
+        const first = from.positions.findIndex((pos) => pos > storedTo);
+        if (first < 0) return { stored: 0, duplicate: true, expired: 0, truncated: 0 };
+        fresh = events.slice(first);
+        this.s.setStoredTo.run(s.id, from.source, from.positions[from.positions.length - 1], now);
       }
-      return { ...this.append(g, s, events, now), duplicate: false };
+      return { ...this.append(g, s, fresh, now), duplicate: false };
     })();
   }
 
@@ -311,5 +327,15 @@ export class LogStore {
     }
     this.s.pruneMarks.run(now - DEDUPE_WINDOW_MS);
     return removed;
+  }
+}
+
+function checkIngestSource(from: IngestSource, events: number): void {
+  if (typeof from.source !== 'string' || from.source.length === 0 || from.source.length > 512) throw invalidParameter('A batch source must be a string of 1 to 512 characters.');
+  if (!Array.isArray(from.positions) || from.positions.length !== events) throw invalidParameter('A batch must give the position of each of its events in its source.');
+  let previous = -1;
+  for (const pos of from.positions) {
+    if (!Number.isSafeInteger(pos) || pos <= previous) throw invalidParameter('Event positions must be non-negative integers, strictly increasing.');
+    previous = pos;
   }
 }

@@ -128,6 +128,18 @@ const MIGRATIONS: string[] = [
      BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
    CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
      BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;`,
+  // Log ingestion remembers, per stream and source file, how far it has stored (where the last
+  // stored event starts), not where batches started: a batch resent after an agent restart may start
+  // where an ingested one did yet hold more events, and only those past the mark are new.
+  `DROP TABLE log_ingest_marks;
+   CREATE TABLE log_ingest_progress (
+     stream_id INTEGER NOT NULL,
+     source TEXT NOT NULL,
+     stored_to INTEGER NOT NULL,
+     at INTEGER NOT NULL,
+     PRIMARY KEY (stream_id, source)
+   ) WITHOUT ROWID;
+   CREATE INDEX log_ingest_progress_by_at ON log_ingest_progress(at);`,
 ];
 
 /** How often `generation` looks for other connections' commits (ms). */

@@ -40,6 +40,14 @@ describe('k8s-file parsing', () => {
     assert.equal(r.next, Buffer.byteLength(first));
   });
 
+  it('gives each record the position of its first line, increasing even when streams interleave', () => {
+    // stderr's one-line record ends before stdout's two-line one: ordered (and placed) by start.
+    const a = line('stdout', 'P', 'o1'), b = line('stderr', 'F', 'e'), c = line('stdout', 'F', 'o2'), d = line('stdout', 'F', 'n');
+    const r = parseK8sLog(Buffer.from(a + b + c + d), 1000);
+    const len = (s: string) => Buffer.byteLength(s);
+    assert.deepEqual(r.events.map((e) => [e.message, e.pos]), [['o1o2', 1000], ['e', 1000 + len(a)], ['n', 1000 + len(a + b + c)]]);
+  });
+
   it('cuts a record that grows past the maximum event size', () => {
     const buf = line('stdout', 'P', 'x'.repeat(10)) + line('stdout', 'P', 'y'.repeat(10)) + line('stdout', 'F', 'z');
     assert.deepEqual(parseK8sLog(Buffer.from(buf), 0, false, 15).events.map((e) => e.message), ['x'.repeat(10) + 'y'.repeat(10), 'z']);

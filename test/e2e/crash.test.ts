@@ -59,8 +59,10 @@ async function instances(): Promise<{ id: string; connected: boolean }[]> {
 
 const ticks = (m: string[]) => m.filter((l) => l.startsWith('tick ')).length;
 
-test('kill -9 of an agent: its container keeps running, the new agent re-adopts it and reports the truth', async () => {
+test('kill -9 of an agent: its container keeps running, the new agent re-adopts it and reports the truth', async (t) => {
   const arn = await run('ticker');
+  // Stopped whatever happens: a task left running would fail the next test too.
+  t.after(() => ecs.send(new StopTaskCommand({ cluster, task: arn })).then(() => {}, () => {}));
   await waitForStatus(ecs, cluster, arn, 'RUNNING');
   const stream = `ticker/app/${taskId(arn)}`;
   await waitForLogs(berth, '/crash', stream, (m) => ticks(m) >= 3);
@@ -72,8 +74,7 @@ test('kill -9 of an agent: its container keeps running, the new agent re-adopts 
   await waitFor('a new agent', async () => { const p = agentPids(inst!.id); return p.length && !p.includes(pid!) ? p : undefined; }, 10_000);
   const before = ticks(await waitForLogs(berth, '/crash', stream, () => true));
   await waitForLogs(berth, '/crash', stream, (m) => ticks(m) >= before + 10, 20_000);
-  const t = await describeTask(ecs, cluster, arn);
-  assert.equal(t.lastStatus, 'RUNNING');
+  assert.equal((await describeTask(ecs, cluster, arn)).lastStatus, 'RUNNING');
   assert.equal((await instances())[0]!.connected, true);
   // No tick was lost or logged twice across the restart.
   const m = await waitForLogs(berth, '/crash', stream, () => true);

@@ -210,8 +210,8 @@ test('an agent writes only its own tasks\' logs, reports only its own tasks', as
     const victimStream = `victim/app/${taskId(victim.task)}`;
     const forged = 'forged line from the attacker';
     const r = hello(gatewayUrl(), existsSync(caFile()) ? caFile() : '-', attacker.ci, credentialOf(attacker.ci), netnsOf(attacker.ci), [
-      { type: 'logs', seq: 900001, batch: { group: '/victim', stream: victimStream, source: 'forged:1', offset: 1, events: [{ timestamp: Date.now(), message: forged }] } },
-      { type: 'logs', seq: 900002, batch: { group: '/anything-else', stream: `x/app/${taskId(victim.task)}`, source: 'forged:2', offset: 1, events: [{ timestamp: Date.now(), message: forged }] } },
+      { type: 'logs', seq: 900001, batch: { group: '/victim', stream: victimStream, source: 'forged:1', events: [{ timestamp: Date.now(), message: forged, pos: 1 }] } },
+      { type: 'logs', seq: 900002, batch: { group: '/anything-else', stream: `x/app/${taskId(victim.task)}`, source: 'forged:2', events: [{ timestamp: Date.now(), message: forged, pos: 1 }] } },
       { type: 'task', report: { taskArn: victim.task, lastStatus: 'STOPPED', containers: [{ name: 'app', lastStatus: 'STOPPED', exitCode: 0 }] } },
     ]);
     assert.equal(r.reply?.type, 'welcome', `the attacker's own agent session was not taken over: ${JSON.stringify(r)}`);

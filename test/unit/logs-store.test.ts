@@ -37,15 +37,17 @@ const ctx = (scope: Scope = scopeA): RequestContext => ({
 
 const events = (n: number, from: number, prefix = 'line') => Array.from({ length: n }, (_, i) => ({ timestamp: from + i, message: `${prefix} ${i}` }));
 
-test('putEvents creates the group and stream, stamps ingestionTime, and is idempotent per (source, offset)', () => {
-  const r1 = logs.putEvents(scopeA, '/ecs/web', 'web/app/task1', events(3, T0 - 1000), { source: 'task1/app', offset: 0 });
+const at = (...positions: number[]) => ({ source: 'task1/app', positions });
+
+test('putEvents creates the group and stream, stamps ingestionTime, and stores a resent event once', () => {
+  const r1 = logs.putEvents(scopeA, '/ecs/web', 'web/app/task1', events(3, T0 - 1000), at(0, 10, 20));
   assert.deepEqual(r1, { stored: 3, duplicate: false, expired: 0, truncated: 0 });
   clock.advance(500);
   // The agent reconnects and resends the same batch: nothing new is stored.
-  const again = logs.putEvents(scopeA, '/ecs/web', 'web/app/task1', events(3, T0 - 1000), { source: 'task1/app', offset: 0 });
+  const again = logs.putEvents(scopeA, '/ecs/web', 'web/app/task1', events(3, T0 - 1000), at(0, 10, 20));
   assert.deepEqual(again, { stored: 0, duplicate: true, expired: 0, truncated: 0 });
-  logs.putEvents(scopeA, '/ecs/web', 'web/app/task1', events(2, T0 - 900, 'next'), { source: 'task1/app', offset: 3 });
-  // Without a dedupe key every call stores.
+  logs.putEvents(scopeA, '/ecs/web', 'web/app/task1', events(2, T0 - 900, 'next'), at(30, 40));
+  // Without a source every call stores.
   logs.putEvents(scopeA, '/ecs/web', 'web/app/task1', [{ timestamp: T0, message: 'plain' }]);
   logs.putEvents(scopeA, '/ecs/web', 'web/app/task1', [{ timestamp: T0, message: 'plain' }]);
 
@@ -170,16 +172,37 @@ test('retention: ingestion drops expired events, pruneExpired deletes old ones a
   assert.equal(logs.describeLogGroups(ctx(), { logGroupNamePrefix: 'kept' }).logGroups[0]!.retentionInDays, undefined);
 });
 
+test('a resent batch that starts where a stored one did but holds more stores only the new events', () => {
+  // An agent killed after its batch was stored but before it kept the acknowledgement: the
+  // next agent reads again from the old cursor and finds more lines than were sent before.
+  const src = (...positions: number[]) => ({ source: 'ticker:42', positions });
+  logs.putEvents(scopeA, 'resend', 's', [{ timestamp: T0, message: 'tick 4' }], src(100));
+  const r = logs.putEvents(scopeA, 'resend', 's', ['tick 4', 'tick 5', 'tick 6', 'tick 7'].map((message, i) => ({ timestamp: T0 + i, message })), src(100, 120, 140, 160));
+  assert.deepEqual(r, { stored: 3, duplicate: false, expired: 0, truncated: 0 });
+  // Cut differently again (a part of a split chunk), and overlapping: still once each.
+  logs.putEvents(scopeA, 'resend', 's', ['tick 6', 'tick 7', 'tick 8'].map((message, i) => ({ timestamp: T0 + 2 + i, message })), src(140, 160, 180));
+  // Another file of the same container is another source.
+  logs.putEvents(scopeA, 'resend', 's', [{ timestamp: T0 + 10, message: 'rotated 0' }], { source: 'ticker:43', positions: [0] });
+  assert.deepEqual(logs.getLogEvents(ctx(), { logGroupName: 'resend', logStreamName: 's', startFromHead: true }).events.map((e) => e.message),
+    ['tick 4', 'tick 5', 'tick 6', 'tick 7', 'tick 8', 'rotated 0']);
+  // Positions that do not describe the batch are refused, and nothing of it is stored.
+  for (const positions of [[200], [300, 300], [-1, 5].reverse(), [1.5, 2], ['7' as unknown as number, 8]]) {
+    assert.throws(() => logs.putEvents(scopeA, 'resend', 's', events(2, T0, 'bad'), { source: 'ticker:42', positions }), /InvalidParameterException|position/);
+  }
+  assert.equal(logs.getLogEvents(ctx(), { logGroupName: 'resend', logStreamName: 's', startFromHead: true }).events.length, 6);
+});
+
 test('dedupe marks are forgotten after the window; deleting a group deletes its events and marks', () => {
-  logs.putEvents(scopeA, 'marks', 's', [{ timestamp: clock.now(), message: 'one' }], { source: 'src', offset: 7 });
-  assert.equal(logs.putEvents(scopeA, 'marks', 's', [{ timestamp: clock.now(), message: 'one' }], { source: 'src', offset: 7 }).duplicate, true);
+  const src = { source: 'src', positions: [7] };
+  logs.putEvents(scopeA, 'marks', 's', [{ timestamp: clock.now(), message: 'one' }], src);
+  assert.equal(logs.putEvents(scopeA, 'marks', 's', [{ timestamp: clock.now(), message: 'one' }], src).duplicate, true);
   logs.deleteLogGroup(ctx(), { logGroupName: 'marks' });
-  assert.equal(store.db.prepare('SELECT count(*) FROM log_ingest_marks m JOIN log_streams s ON s.id = m.stream_id JOIN log_groups g ON g.id = s.group_id WHERE g.name = ?').pluck().get('marks'), 0);
+  assert.equal(store.db.prepare('SELECT count(*) FROM log_ingest_progress m JOIN log_streams s ON s.id = m.stream_id JOIN log_groups g ON g.id = s.group_id WHERE g.name = ?').pluck().get('marks'), 0);
   // The resend after a deletion is stored into the recreated group.
-  assert.equal(logs.putEvents(scopeA, 'marks', 's', [{ timestamp: clock.now(), message: 'one' }], { source: 'src', offset: 7 }).duplicate, false);
+  assert.equal(logs.putEvents(scopeA, 'marks', 's', [{ timestamp: clock.now(), message: 'one' }], src).duplicate, false);
   clock.advance(15 * DAY_MS);
   logs.pruneExpired();
-  assert.equal(logs.putEvents(scopeA, 'marks', 's', [{ timestamp: clock.now(), message: 'two' }], { source: 'src', offset: 7 }).duplicate, false);
+  assert.equal(logs.putEvents(scopeA, 'marks', 's', [{ timestamp: clock.now(), message: 'two' }], src).duplicate, false);
 });
 
 test('50,000 events: ingested in batches and read back page by page, forward, backward and filtered, quickly', () => {
@@ -188,7 +211,7 @@ test('50,000 events: ingested in batches and read back page by page, forward, ba
   const N = 50_000;
   for (let b = 0; b < N / 500; b++) {
     const batch = Array.from({ length: 500 }, (_, i) => ({ timestamp: base + b * 500 + i, message: `request ${b * 500 + i} status=${(b * 500 + i) % 10 === 0 ? 500 : 200} path=/api/items` }));
-    logs.putEvents(scopeA, '/perf', b % 2 ? 'odd' : 'even', batch, { source: 'perf', offset: b });
+    logs.putEvents(scopeA, '/perf', b % 2 ? 'odd' : 'even', batch, { source: 'perf', positions: batch.map((_, i) => b * 500 + i) });
   }
   const ingested = Number(process.hrtime.bigint() - started) / 1e6;
 
@@ -231,10 +254,10 @@ test('50,000 events: ingested in batches and read back page by page, forward, ba
 });
 
 test('the log tables survive a reopen of the store', () => {
-  logs.putEvents(scopeA, 'durable', 's', [{ timestamp: clock.now(), message: 'kept across restarts' }], { source: 'd', offset: 1 });
+  logs.putEvents(scopeA, 'durable', 's', [{ timestamp: clock.now(), message: 'kept across restarts' }], { source: 'd', positions: [1] });
   store.close();
   store = new SqliteStore(dir);
   logs = new Logs(store, clock);
   assert.deepEqual(logs.getLogEvents(ctx(), { logGroupName: 'durable', logStreamName: 's' }).events.map((e) => e.message), ['kept across restarts']);
-  assert.equal(logs.putEvents(scopeA, 'durable', 's', [{ timestamp: clock.now(), message: 'x' }], { source: 'd', offset: 1 }).duplicate, true);
+  assert.equal(logs.putEvents(scopeA, 'durable', 's', [{ timestamp: clock.now(), message: 'x' }], { source: 'd', positions: [1] }).duplicate, true);
 });

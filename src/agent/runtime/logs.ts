@@ -21,7 +21,16 @@ export interface LogCursor {
   offset: number;
 }
 
-export interface LogEvent { timestamp: number; stream: 'stdout' | 'stderr'; message: string }
+export interface LogEvent {
+  timestamp: number;
+  stream: 'stdout' | 'stderr';
+  message: string;
+  /**
+   * The byte position of the event's first line in its file: identifies it on a re-read, and
+   * grows from event to event (they are ordered by where they start).
+   */
+  pos: number;
+}
 
 export interface LogRead {
   events: LogEvent[];
@@ -84,7 +93,7 @@ export function parseK8sLog(buf: Buffer, base: number, final = false, maxMessage
   lines.forEach((l, i) => {
     let r = open.get(l.stream);
     if (!r) {
-      r = { first: i, last: i, complete: false, size: 0, parts: [], event: { timestamp: l.timestamp, stream: l.stream, message: '' } };
+      r = { first: i, last: i, complete: false, size: 0, parts: [], event: { timestamp: l.timestamp, stream: l.stream, message: '', pos: l.start } };
       records.push(r);
       open.set(l.stream, r);
     }
