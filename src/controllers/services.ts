@@ -2,6 +2,7 @@
 // instances, asks decideService what to do, and applies the answer in one transaction
 // (new tasks for the scheduler to place, stops, deployment states, events).
 import type { Clock } from '../domain/clock.js';
+import { assignProviders } from '../placement/capacity-split.js';
 import { zoneOfSubnet } from '../domain/zones.js';
 import type { ContainerInstanceRecord } from '../ecs/container-instances.js';
 import type { Ecs } from '../ecs/index.js';
@@ -200,34 +201,11 @@ export class ServiceController {
     return out;
   }
 
-  /** Creates tasks for the primary deployment, spread over the strategy's providers. */
+  /** Creates tasks for the primary deployment, spread over the strategy's providers (base, then weight). */
   private launch(scope: string, s: ServiceRecord, d: DeploymentRecord, count: number, existing: TaskRecord[]): TaskRecord[] {
-    const perProvider = new Map<string, number>();
-    for (const t of existing) if (t.lastStatus !== 'STOPPED' && t.desiredStatus === 'RUNNING') perProvider.set(t.capacityProviderName, (perProvider.get(t.capacityProviderName) ?? 0) + 1);
-    const out: TaskRecord[] = [];
-    for (let i = 0; i < count; i++) {
-      const provider = nextProvider(d.capacityProviderStrategy, perProvider);
-      perProvider.set(provider, (perProvider.get(provider) ?? 0) + 1);
-      out.push(...this.o.ecs.tasks.createForService(scope, this.o.clock.now(), s, d, provider, 1));
-    }
-    return out;
+    const perProvider: Record<string, number> = Object.create(null) as Record<string, number>;
+    for (const t of existing) if (t.lastStatus !== 'STOPPED' && t.desiredStatus === 'RUNNING') perProvider[t.capacityProviderName] = (perProvider[t.capacityProviderName] ?? 0) + 1;
+    return assignProviders(d.capacityProviderStrategy, count, perProvider)
+      .flatMap((provider) => this.o.ecs.tasks.createForService(scope, this.o.clock.now(), s, d, provider, 1));
   }
-}
-
-/** ECS's base-then-weight split, one task at a time: the provider furthest below its share. */
-export function nextProvider(strategy: { capacityProvider: string; weight: number; base: number }[], counts: Map<string, number>): string {
-  const base = strategy.find((i) => i.base > 0);
-  if (base && (counts.get(base.capacityProvider) ?? 0) < base.base) return base.capacityProvider;
-  const weighted = strategy.filter((i) => i.weight > 0);
-  if (weighted.length === 0) return (base ?? strategy[0]!).capacityProvider;
-  const total = weighted.reduce((n, i) => n + i.weight, 0);
-  const placed = weighted.reduce((n, i) => n + (counts.get(i.capacityProvider) ?? 0) - (i === base ? base.base : 0), 0) + 1;
-  let best = weighted[0]!;
-  let bestGap = -Infinity;
-  for (const i of weighted) {
-    const have = (counts.get(i.capacityProvider) ?? 0) - (i === base ? base.base : 0);
-    const gap = (placed * i.weight) / total - have;
-    if (gap > bestGap) { bestGap = gap; best = i; }
-  }
-  return best.capacityProvider;
 }

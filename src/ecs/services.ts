@@ -7,7 +7,7 @@ import type { Store } from '../store/store.js';
 import type { CapacityProviders } from './capacity-providers.js';
 import type { Clusters } from './clusters.js';
 import { ecsArn, NAME_PATTERN, pageSize, paginate, resolveRef, seconds, sk, validateTags, type Tag } from './common.js';
-import { normalizeStrategy, validateStrategy, type StrategyItem } from './strategy.js';
+import { effectiveStrategy, validateStrategy, type StrategyItem } from './strategy.js';
 import { managedInstancesProblems, type Json } from './task-definition-rules.js';
 import type { TaskDefinitions } from './task-definitions.js';
 import type { RolloutState } from '../controllers/service-decisions.js';
@@ -196,18 +196,7 @@ export class Services {
 
   private strategyFor(ctx: RequestContext, cluster: string, given: StrategyItem[] | undefined): Required<StrategyItem>[] {
     const c = this.clusters.require(ctx, cluster);
-    const items = given?.length ? normalizeStrategy(given) : c.defaultCapacityProviderStrategy;
-    if (items.length === 0) {
-      const own = this.providers.providersOf(sk(ctx.scope), c.clusterName);
-      if (own.length === 0) throw invalidParameter(`Cluster '${c.clusterName}' has no capacity provider. Create one with CreateCapacityProvider --cluster ${c.clusterName} and a managedInstancesProvider.`);
-      return [{ capacityProvider: own[0]!, weight: 1, base: 0 }];
-    }
-    for (const i of items) {
-      if (!c.capacityProviders.includes(i.capacityProvider)) {
-        throw invalidParameter(`The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster: '${i.capacityProvider}'.`);
-      }
-    }
-    return items;
+    return effectiveStrategy(c, this.providers.providersOf(sk(ctx.scope), c.clusterName), given);
   }
 
   create(ctx: RequestContext, input: Json) {

@@ -10,7 +10,8 @@ import type { CapacityProviders } from './capacity-providers.js';
 import type { Clusters } from './clusters.js';
 import type { ContainerInstances, InstanceUsage } from './container-instances.js';
 import { decodeToken, ecsArn, encodeToken, pageSize, resolveRef, seconds, sk, validateTags, type Tag } from './common.js';
-import { normalizeStrategy, validateStrategy, type StrategyItem } from './strategy.js';
+import { effectiveStrategy } from './strategy.js';
+import { assignProviders } from '../placement/capacity-split.js';
 import { managedInstancesProblems, parseTaskCpu, parseTaskMemory, type Json } from './task-definition-rules.js';
 import type { TaskDefinitionRecord, TaskDefinitions } from './task-definitions.js';
 import { placementConstraintsProblem, strategyProblem } from '../placement/index.js';
@@ -265,27 +266,6 @@ export class Tasks {
     return out;
   }
 
-  /** Resolves the capacity provider a task runs on from a strategy or the cluster default. */
-  private chooseProvider(ctx: RequestContext, cluster: string, strategy: StrategyItem[] | undefined): string {
-    const c = this.clusters.require(ctx, cluster);
-    const items = strategy?.length ? normalizeStrategy(strategy) : c.defaultCapacityProviderStrategy;
-    if (strategy?.length) validateStrategy(strategy, 'capacityProviderStrategy');
-    if (items.length === 0) {
-      const own = this.providers.providersOf(sk(ctx.scope), c.clusterName);
-      if (own.length === 1) return own[0]!;
-      throw invalidParameter(own.length === 0
-        ? `Cluster '${c.clusterName}' has no capacity provider. Create one with CreateCapacityProvider --cluster ${c.clusterName} and a managedInstancesProvider.`
-        : `Cluster '${c.clusterName}' has several capacity providers and no default strategy; pass capacityProviderStrategy.`);
-    }
-    for (const i of items) {
-      if (!c.capacityProviders.includes(i.capacityProvider)) {
-        throw invalidParameter(`The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster: '${i.capacityProvider}'. Associate the capacity provider with the cluster or specify a valid capacity provider and try again.`);
-      }
-    }
-    const base = items.find((i) => i.base > 0);
-    return (base ?? items.find((i) => i.weight > 0) ?? items[0]!).capacityProvider;
-  }
-
   private newTask(ctx: { scope: Scope; clock: { now(): number } }, input: Json, clusterName: string, td: TaskDefinitionRecord, provider: string): TaskRecord {
     const id = newTaskId();
     const overrides: Json = input.overrides ?? {};
@@ -400,9 +380,12 @@ export class Tasks {
       }
       const td = this.checkCommon(ctx, input);
       const cluster = this.clusters.require(ctx, input.cluster);
-      const provider = this.chooseProvider(ctx, cluster.clusterName, input.capacityProviderStrategy);
-      const p = this.providers.get(scope, provider)!;
-      if (input.networkConfiguration?.awsvpcConfiguration?.subnets) {
+      // ECS splits the tasks over the strategy: `base` first, then by `weight`.
+      const strategy = effectiveStrategy(cluster, this.providers.providersOf(scope, cluster.clusterName), input.capacityProviderStrategy);
+      const providers = assignProviders(strategy, count);
+      for (const provider of new Set(providers)) {
+        if (!input.networkConfiguration?.awsvpcConfiguration?.subnets) break;
+        const p = this.providers.get(scope, provider)!;
         const allowed = new Set(p.managedInstancesProvider.instanceLaunchTemplate.networkConfiguration.subnets ?? []);
         for (const s of input.networkConfiguration.awsvpcConfiguration.subnets) {
           if (!allowed.has(s)) throw invalidParameter(`Subnet '${s}' is not one of capacity provider '${provider}''s subnets (${[...allowed].join(', ')}).`);
@@ -410,7 +393,7 @@ export class Tasks {
       }
       const tasks: TaskRecord[] = [];
       const failures: Json[] = [];
-      for (let i = 0; i < count; i++) {
+      for (const provider of providers) {
         const t = this.newTask(ctx, input, cluster.clusterName, td, provider);
         const never = this.precheck(scope, t);
         if (never) { failures.push({ arn: this.providers.get(scope, provider)!.capacityProviderArn, ...never }); continue; }

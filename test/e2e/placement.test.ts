@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   CreateCapacityProviderCommand, CreateClusterCommand, DescribeContainerInstancesCommand, ListContainerInstancesCommand,
-  RegisterTaskDefinitionCommand, RunTaskCommand, StopTaskCommand, DescribeTasksCommand, type ECSClient,
+  RegisterTaskDefinitionCommand, RunTaskCommand, StopTaskCommand, DescribeTasksCommand, ListTasksCommand, type ECSClient,
 } from '@aws-sdk/client-ecs';
 import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -127,4 +127,31 @@ test('idle instances go away after scaleInAfter', async () => {
   await waitFor('the idle instance to be scaled in', async () => (await instances('idle')).length === 0, 30_000, 250);
   const waited = Date.now() - stoppedAt;
   assert.ok(waited >= 1_000, `scaled in after ${waited} ms, before scaleInAfter`);
+});
+
+test('RunTask --count 10 and a service of 10 split over a strategy as ECS does: base first, then by weight', async () => {
+  await cluster('split', ['subnet-a']);
+  await ecs.send(new CreateCapacityProviderCommand({
+    name: 'split-b', cluster: 'split',
+    managedInstancesProvider: { infrastructureRoleArn: 'r', instanceLaunchTemplate: { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['subnet-b'] } } },
+  }));
+  const td = await family('spread');
+  const strategy = 'capacityProvider=split-cp,base=1,weight=1 capacityProvider=split-b,weight=4';
+  const run = berth.aws(['ecs', 'run-task', '--cluster', 'split', '--task-definition', td, '--count', '10', '--capacity-provider-strategy', ...strategy.split(' ')]);
+  assert.equal(run.status, 0, run.stderr);
+  const count = (providers: string[]) => providers.reduce<Record<string, number>>((n, p) => ({ ...n, [p]: (n[p] ?? 0) + 1 }), {});
+  const ran = count(run.json.tasks.map((t: { capacityProviderName: string }) => t.capacityProviderName));
+  assert.ok(ran['split-cp'] >= 2 && ran['split-cp'] <= 3 && ran['split-b'] >= 7 && ran['split-b'] <= 8, `RunTask split: ${JSON.stringify(ran)}`);
+
+  const svc = berth.aws(['ecs', 'create-service', '--cluster', 'split', '--service-name', 'spread', '--task-definition', td, '--desired-count', '10',
+    '--capacity-provider-strategy', ...strategy.split(' ')]);
+  assert.equal(svc.status, 0, svc.stderr);
+  const serviceTasks = await waitFor('the service\'s 10 tasks', async () => {
+    const arns = (await ecs.send(new ListTasksCommand({ cluster: 'split', serviceName: 'spread' }))).taskArns!;
+    return arns.length >= 10 ? (await ecs.send(new DescribeTasksCommand({ cluster: 'split', tasks: arns }))).tasks! : undefined;
+  }, 60_000, 250);
+  const served = count(serviceTasks.map((t) => t.capacityProviderName!));
+  assert.deepEqual(served, ran, 'a service splits like RunTask');
+  assert.equal(berth.aws(['ecs', 'delete-service', '--cluster', 'split', '--service', 'spread', '--force']).status, 0);
+  for (const t of run.json.tasks as { taskArn: string }[]) await ecs.send(new StopTaskCommand({ cluster: 'split', task: t.taskArn }));
 });
