@@ -7,6 +7,7 @@ import { TaskMetrics } from './api/metrics.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import type { Ecs } from './ecs/index.js';
 import { Fleet } from './controllers/fleet.js';
+import { TaskReleases } from './controllers/task-releases.js';
 import { Scheduler } from './controllers/scheduler.js';
 import { ServiceController } from './controllers/services.js';
 import { Gateway, SILENT_AFTER_MS, type Hello } from './gateway/gateway.js';
@@ -120,13 +121,6 @@ export class ControlPlane {
       platformVersion: () => this.o.platforms.latest()?.version ?? 'unknown',
       events: {
         changed: () => this.scheduler.wake(),
-        taskReport: (scope, t) => {
-          if (t.lastStatus === 'STOPPED') {
-            this.o.exec?.onTaskStopped(scope, t.taskArn);
-            this.o.taskMetrics.remove(t.cluster, t.id, t.family);
-            if (t.network && this.provider) void this.provider.detachTaskNetwork(t.id).catch((e) => log(`detaching the network of ${t.id}: ${(e as Error).message}`));
-          }
-        },
         logs: (scope, instanceId, msg) => {
           // An agent writes only the log streams of its own instance's tasks' containers.
           const ci = this.fleet.instance(instanceId);
@@ -155,10 +149,6 @@ export class ControlPlane {
         credentialMisused: (scope, ci, reason) => this.lifecycle?.record(scope, ci, 'flag', 'credential-misuse', `Refused: ${reason}. The instance keeps running; its agent's connection is unaffected.`),
         instanceGone: (scope, ci) => {
           this.gateway.disconnect(ci.ec2InstanceId);
-          for (const t of ecs.tasks.onInstance(scope, ci.cluster, ci.id)) {
-            this.o.taskMetrics.remove(t.cluster, t.id, t.family);
-            if (t.network && this.provider) void this.provider.detachTaskNetwork(t.id).catch(() => {});
-          }
         },
       },
     });
@@ -223,10 +213,13 @@ export class ControlPlane {
       repairGrace: this.o.repairGrace,
       wakeAt: (at) => this.scheduler.wakeAt(at),
     });
+    const releases = new TaskReleases({
+      store, tasks: ecs.tasks, log, network: this.provider ?? null, metrics: this.o.taskMetrics, exec: this.o.exec ?? null,
+    });
     this.scheduler = new Scheduler({
       store, ecs, fleet: this.fleet, gateway: this.gateway, provider: this.provider,
       providerProblems: () => this.providerProblems, hostFips: hostFipsEnabled(), clock, liveness: systemClock, log,
-      beforePass: () => { this.lifecycle.reconcile(); services.reconcile(); },
+      beforePass: () => { this.lifecycle.reconcile(); services.reconcile(); void releases.run(); },
       heartbeatTimeoutMs: this.o.heartbeatTimeoutMs,
     });
     ecs.services.onChange = () => this.scheduler.wake();

@@ -5,6 +5,7 @@ import { zoneOfSubnet } from '../domain/zones.js';
 import { createHash, randomBytes } from 'node:crypto';
 import type { AgentMessage, Attribute, ControlMessage, ExecAgentMessage, TaskReport } from '../agent/protocol.js';
 import { statusRank } from '../agent/protocol.js';
+import { markStopped } from '../ecs/task-stop.js';
 import type { Clock } from '../domain/clock.js';
 import type { InstanceType } from '../domain/instance-types.js';
 import type { CapacityProviderRecord } from '../ecs/capacity-providers.js';
@@ -41,7 +42,6 @@ const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 export interface FleetEvents {
   /** Something the scheduler should look at changed (capacity, task states). */
   changed(): void;
-  taskReport(scope: string, task: TaskRecord): void;
   logs(scope: string, instanceId: string, msg: Extract<AgentMessage, { type: 'logs' }>): void;
   metrics(scope: string, ci: ContainerInstanceRecord, tasks: Extract<AgentMessage, { type: 'metrics' }>['tasks']): void;
   instanceGone(scope: string, ci: ContainerInstanceRecord): void;
@@ -214,14 +214,7 @@ export class Fleet implements GatewayHandlers {
         this.o.ecs.containerInstances.save(scope, cur);
         for (const t of this.o.ecs.tasks.onInstance(scope, cur.cluster, id)) {
           if (t.lastStatus === 'STOPPED') continue;
-          t.desiredStatus = 'STOPPED';
-          t.lastStatus = 'STOPPED';
-          t.stoppedReason ??= `Host EC2 (instance ${cur.ec2InstanceId}) terminated.`;
-          t.stopCode ??= 'TerminationNotice';
-          t.stoppingAt ??= now;
-          t.stoppedAt = now;
-          t.executionStoppedAt ??= now;
-          for (const c of t.containers) if (c.lastStatus !== 'STOPPED') c.lastStatus = 'STOPPED';
+          markStopped(t, { reason: `Host EC2 (instance ${cur.ec2InstanceId}) terminated.`, stopCode: 'TerminationNotice', now });
           this.o.ecs.tasks.save(scope, t);
         }
       });
@@ -342,8 +335,8 @@ export class Fleet implements GatewayHandlers {
     switch (msg.type) {
       case 'register': this.register(scope, found.ci.id, msg.attributes, msg.tasks, now); break;
       case 'task': {
-        const t = this.o.store.tx(() => this.o.ecs.tasks.applyReport(scope, found.ci.id, this.stamped(msg.report, now), now));
-        if (t) this.o.events.taskReport(scope, t);
+        // A report that stops the task files its release (TaskReleases, on the pass this wakes).
+        this.o.store.tx(() => this.o.ecs.tasks.applyReport(scope, found.ci.id, this.stamped(msg.report, now), now));
         this.o.events.changed();
         break;
       }
@@ -389,12 +382,7 @@ export class Fleet implements GatewayHandlers {
       // A task the agent had accepted but no longer knows is lost.
       for (const t of this.o.ecs.tasks.onInstance(scope, ci.cluster, id)) {
         if (t.lastStatus === 'STOPPED' || known.has(t.taskArn) || statusRank(t.lastStatus) < statusRank('PENDING')) continue;
-        t.lastStatus = 'STOPPED';
-        t.desiredStatus = 'STOPPED';
-        t.stoppedReason ??= 'Task was lost: the instance agent no longer knows it.';
-        t.stopCode ??= 'TaskFailedToStart';
-        t.stoppedAt = now;
-        for (const c of t.containers) c.lastStatus = 'STOPPED';
+        markStopped(t, { reason: 'Task was lost: the instance agent no longer knows it.', stopCode: 'TaskFailedToStart', now });
         this.o.ecs.tasks.save(scope, t);
       }
     });

@@ -358,7 +358,9 @@ export class Scheduler {
     void this.o.provider.attachTaskNetwork(ci.ec2InstanceId, t.id).then((n) => {
       this.o.store.tx(() => {
         const cur = this.o.ecs.tasks.get(scope, t.id);
-        if (!cur) return;
+        // Recorded even on a task that stopped meanwhile: saving it files a release that detaches it.
+        if (!cur) { void this.o.provider?.detachTaskNetwork(t.id).catch(() => {}); return; }
+        if (cur.lastStatus === 'STOPPED') cur.released = false;
         cur.network = {
           attachmentId: `${t.id.slice(0, 8)}-${t.id.slice(8, 12)}-${t.id.slice(12, 16)}-${t.id.slice(16, 20)}-${t.id.slice(20)}`,
           interfaceId: n.interfaceId, netnsPath: n.netnsPath, ipv4Address: n.ipv4Address, gateway: n.gateway,

@@ -11,6 +11,7 @@ import type { Clusters } from './clusters.js';
 import type { ContainerInstances, InstanceUsage } from './container-instances.js';
 import { decodeToken, ecsArn, encodeToken, pageSize, resolveRef, seconds, sk, validateTags, type Tag } from './common.js';
 import { effectiveStrategy } from './strategy.js';
+import { markStopped, RELEASE_KIND, releaseFor } from './task-stop.js';
 import { assignProviders } from '../placement/capacity-split.js';
 import { managedInstancesProblems, parseTaskCpu, parseTaskMemory, type Json } from './task-definition-rules.js';
 import type { TaskDefinitionRecord, TaskDefinitions } from './task-definitions.js';
@@ -95,6 +96,8 @@ export interface TaskRecord {
   deploymentId?: string;
   /** The service controller has counted this task's stop. */
   accounted?: boolean;
+  /** What the task held outside its record has been let go (see task-stop.ts). */
+  released?: boolean;
   placementConstraints?: Json[];
   placementStrategy?: Json[];
   /** The instance launched for this task, while it waits for it. */
@@ -162,9 +165,15 @@ export class Tasks {
     return this.store.get<TaskRecord>(KIND, scope, id);
   }
 
+  /** Writes the task; a stopped one not yet released files its release in the same transaction. */
   save(scope: string, t: TaskRecord): void {
     t.version++;
-    this.store.put(KIND, scope, t.id, t, t.cluster, tagOf(t));
+    const release = releaseFor(t);
+    if (!release) { this.store.put(KIND, scope, t.id, t, t.cluster, tagOf(t)); return; }
+    this.store.tx(() => {
+      this.store.put(KIND, scope, t.id, t, t.cluster, tagOf(t));
+      this.store.put(RELEASE_KIND, scope, t.id, release);
+    });
   }
 
   /** The cluster's tasks that are not STOPPED. */
@@ -439,11 +448,7 @@ export class Tasks {
     t.stopCode ??= stopCode;
     const sentToAgent = t.containerInstanceId !== undefined && (t.networkMode !== 'awsvpc' || t.network !== undefined);
     if (!sentToAgent) {
-      t.lastStatus = 'STOPPED';
-      t.stoppingAt ??= now;
-      t.stoppedAt = now;
-      t.executionStoppedAt ??= now;
-      for (const c of t.containers) c.lastStatus = 'STOPPED';
+      markStopped(t, { reason, stopCode, now });
     } else {
       t.stoppingAt ??= now;
     }
@@ -542,12 +547,7 @@ export class Tasks {
       t.stoppedReason = r.stoppedReason;
       if (r.stopCode) t.stopCode = r.stopCode;
     }
-    if (t.lastStatus === 'STOPPED') {
-      t.desiredStatus = 'STOPPED';
-      t.stoppedAt ??= now;
-      t.executionStoppedAt ??= t.stoppedAt;
-      for (const c of t.containers) if (c.lastStatus !== 'STOPPED') c.lastStatus = 'STOPPED';
-    }
+    if (t.lastStatus === 'STOPPED') markStopped(t, { now });
     t.connectivityAt ??= now;
     if (JSON.stringify([t.lastStatus, t.containers, t.stoppedReason, t.healthStatus]) !== before) this.save(scope, t);
     return t;
