@@ -1,7 +1,7 @@
 // AWS Query front door (EC2's `ec2` dialect and IAM/STS's `query` dialect): form-encoded
 // requests (`Action=…&Version=…&Name.1=…`) and XML responses and errors, both driven by the
 // official models, so every member name, list layout and type follows what the CLIs send.
-import { ApiError } from './errors.js';
+import { ApiError, type ErrorCode } from './errors.js';
 import type { Handler, RequestContext } from './context.js';
 import { ModelValidator, loadModel, type Shape, type ServiceModel } from './model.js';
 
@@ -17,7 +17,7 @@ export interface QueryService {
   known: Set<string>;
   xmlNamespace: string;
   /** Error codes this service uses for bad input. */
-  codes: { invalid: string; missing: string; unknownAction: string };
+  codes: { invalid: ErrorCode; missing: ErrorCode; unknownAction: ErrorCode };
 }
 
 export function queryService(name: string, modelName: string, signingName: string, handlers: Record<string, Handler>): QueryService {

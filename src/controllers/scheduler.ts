@@ -21,6 +21,7 @@ import type { InstanceProvider } from '../providers/provider.js';
 import type { Store } from '../store/store.js';
 import type { Fleet } from './fleet.js';
 import { allowedOf, buildTaskSpec } from './task-spec.js';
+import { SecretUnavailable } from '../kms/secrets.js';
 
 /** Instances one pass may launch: a burst is spread over a few passes. */
 export const MAX_LAUNCHES_PER_PASS = 20;
@@ -458,7 +459,7 @@ export class Scheduler {
         try {
           specs.push(buildTaskSpec(t, td, allowedOf(ci), this.o.ecs.taskDefinitions.secrets?.opener(idx.scope, t)));
         } catch (e) {
-          if (!(e instanceof Error) || !e.message.startsWith('ResourceInitializationError')) throw e;
+          if (!(e instanceof SecretUnavailable)) throw e;
           // The agent gets the task to stop (never to start), its secrets still sealed.
           const cur = this.o.store.tx(() => {
             const x = this.o.ecs.tasks.get(idx.scope, t.id);

@@ -3,7 +3,7 @@
 // IAM is global: its ARNs have no region (arn:aws:iam::<account>:user/<name>); a request
 // signed for any region reaches the same identities. Errors are IAM's codes and wording.
 import type { Handler, RequestContext } from '../api/context.js';
-import { ApiError } from '../api/errors.js';
+import { ApiError, type ErrorCode } from '../api/errors.js';
 import type { AccessKeyRecord } from '../identity/credentials.js';
 import {
   ACCESS_KEYS_PER_USER, MalformedPolicy, parsePolicy, policySize, ROLE_POLICY_QUOTA, TRUST_POLICY_QUOTA, USER_POLICY_QUOTA,
@@ -11,7 +11,7 @@ import {
 import { roleArn, uniqueId, userArn, type IamDirectory, type IamRoleRecord, type IamTag, type IamUserRecord } from './directory.js';
 import { OPERATOR_ROLE } from './operator.js';
 
-const iamError = (code: string, status: number) => (message: string) => new ApiError(code, message, status);
+const iamError = (code: ErrorCode, status: number) => (message: string) => new ApiError(code, message, status);
 export const noSuchEntity = iamError('NoSuchEntity', 404);
 export const entityAlreadyExists = iamError('EntityAlreadyExists', 409);
 export const deleteConflict = iamError('DeleteConflict', 409);

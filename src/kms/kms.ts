@@ -16,7 +16,7 @@
 // scheduled key, a sweep at start-up and on every reaper pass, and a check on every use.
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
 import type { Handler, RequestContext } from '../api/context.js';
-import { ApiError } from '../api/errors.js';
+import { ApiError, ERROR_CODES, type ErrorCode } from '../api/errors.js';
 import { formatArn, parseArn, partitionOf, scopeKey } from '../domain/arn.js';
 import type { Clock, Timer } from '../domain/clock.js';
 import type { MasterKey } from '../identity/master-key.js';
@@ -53,7 +53,7 @@ export interface KmsKeyRecord {
 interface AliasRecord { aliasName: string; aliasArn: string; targetKeyId: string; createdAt: number; updatedAt: number }
 interface DataKeyRecord { keyId: string; wrapped: string; createdAt: number }
 
-export const kmsError = (code: string, message: string, status = 400) => new ApiError(code, message, status);
+export const kmsError = (code: ErrorCode, message: string, status: number = ERROR_CODES[code]) => new ApiError(code, message, status);
 const notFound = (m: string) => kmsError('NotFoundException', m);
 const validation = (m: string) => kmsError('ValidationException', m);
 const seconds = (ms: number) => ms / 1000;
