@@ -2,7 +2,6 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiServer, type CallRecord } from './api/http-server.js';
-import { ApiError } from './api/errors.js';
 import { jsonService } from './api/json-protocol.js';
 import { queryService } from './api/query-protocol.js';
 import { adminHandlers } from './admin/index.js';
@@ -14,11 +13,12 @@ import { systemClock, type Clock } from './domain/clock.js';
 import { Ecs } from './ecs/index.js';
 import { Credentials } from './identity/credentials.js';
 import { MasterKey } from './identity/master-key.js';
-import { Kms, isSealed } from './kms/kms.js';
+import { Kms } from './kms/kms.js';
 import { Audit } from './audit/index.js';
 import { fipsStatus, tlsConfigFromEnv } from './api/tls.js';
 import { scopeFromKey } from './domain/arn.js';
 import { ExecBroker, type ExecSessionEvent } from './exec/index.js';
+import { logSealing } from './kms/log-sealing.js';
 import { taskSecrets } from './kms/secrets.js';
 import { AGENT_VERSION } from './controllers/fleet.js';
 import { Logs } from './logs/index.js';
@@ -80,22 +80,14 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   const masterKey = MasterKey.load();
   const credentials = new Credentials(store, masterKey);
   const boot = credentials.bootstrap(clock.now());
-  const ecs = new Ecs(store);
+  // Customer managed keys; task definition secrets, log groups with a kmsKeyId and
+  // transcripts are sealed under them.
+  const kms = new Kms(store, masterKey, clock, log);
+  const ecs = new Ecs(store, { secrets: taskSecrets(kms) });
   const ec2 = new Ec2(store, ecs);
   const platforms = new PlatformVersions(store);
   platforms.bootstrap(clock.now());
-  const logs = new Logs(store, clock);
-  // Customer managed keys; log groups with a kmsKeyId and transcripts are sealed under them.
-  const kms = new Kms(store, masterKey, clock, log);
-  logs.decode = (scope, message) => (isSealed(message) ? kms.open(scope, message, '', 'these log events') : message);
-  logs.store.seal = (scope, kmsKeyId, message) => kms.seal(scope, kmsKeyId, message);
-  logs.store.isSealed = isSealed;
-  logs.checkKmsKey = (scope, kmsKeyId) => {
-    try { return kms.check(scope, kmsKeyId).arn; } catch (e) {
-      throw new ApiError('InvalidParameterException', `The KMS key '${kmsKeyId}' cannot be used with this log group: ${(e as Error).message}`);
-    }
-  };
-  ecs.taskDefinitions.secrets = taskSecrets(kms);
+  const logs = new Logs(store, clock, logSealing(kms));
   // The audit trail (BERTH_AUDIT=off exists only for bench/authz, which measures its cost).
   const audit = process.env.BERTH_AUDIT === 'off' ? undefined : new Audit({
     store, sealKey: masterKey.derive('audit-seal'), log,

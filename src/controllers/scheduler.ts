@@ -457,7 +457,7 @@ export class Scheduler {
         if (!td) continue;
         // Sealed secrets are opened here, as the spec goes to the agent (kms/secrets.ts).
         try {
-          specs.push(buildTaskSpec(t, td, allowedOf(ci), this.o.ecs.taskDefinitions.secrets?.opener(idx.scope, t)));
+          specs.push(buildTaskSpec(t, td, allowedOf(ci), this.o.ecs.taskDefinitions.secrets.opener(idx.scope, t)));
         } catch (e) {
           if (!(e instanceof SecretUnavailable)) throw e;
           // The agent gets the task to stop (never to start), its secrets still sealed.

@@ -7,7 +7,7 @@ import { CapacityProviders, type CapacityProviderRecord } from './capacity-provi
 import { Clusters, type ClusterRecord } from './clusters.js';
 import { ContainerInstances } from './container-instances.js';
 import { Tags } from './tags.js';
-import { TaskDefinitions } from './task-definitions.js';
+import { TaskDefinitions, type TaskSecrets } from './task-definitions.js';
 import { Tasks } from './tasks.js';
 import { Services, type DeploymentRecord, type ServiceRecord } from './services.js';
 
@@ -21,11 +21,11 @@ export class Ecs {
   readonly services: Services;
   readonly tags = new Tags();
 
-  constructor(readonly store: Store) {
+  constructor(readonly store: Store, deps: { secrets: TaskSecrets }) {
     this.settings = new AccountSettings(store);
     this.clusters = new Clusters(store, this.settings);
     this.capacityProviders = new CapacityProviders(store, this.clusters);
-    this.taskDefinitions = new TaskDefinitions(store);
+    this.taskDefinitions = new TaskDefinitions(store, deps.secrets);
     this.containerInstances = new ContainerInstances(store, this.clusters);
     this.tasks = new Tasks(store, this.clusters, this.taskDefinitions, this.capacityProviders, this.containerInstances);
     this.services = new Services(store, this.clusters, this.taskDefinitions, this.capacityProviders);

@@ -41,9 +41,9 @@ export type TaskDefinitionUsage = (scope: string, arn: string) => boolean;
 
 export class TaskDefinitions {
   inUse: TaskDefinitionUsage = () => false;
-  secrets: TaskSecrets | undefined;
 
-  constructor(private readonly store: Store) {}
+  /** `secrets`: without it, `berth:secret:` values would be stored in clear, so there is no default. */
+  constructor(private readonly store: Store, readonly secrets: TaskSecrets) {}
 
   view(r: TaskDefinitionRecord): Json {
     return {
@@ -92,7 +92,7 @@ export class TaskDefinitions {
     const normalized = normalizeTaskDefinition(input);
     const { compatibilities } = normalized;
     const scope = sk(ctx.scope);
-    const body = this.secrets ? this.secrets.protect(scope, normalized.body, tags) : normalized.body;
+    const body = this.secrets.protect(scope, normalized.body, tags);
     return this.store.tx(() => {
       const fam = this.store.get<FamilyRecord>(FAMILY, scope, body.family) ?? { family: body.family, latestRevision: 0, activeRevisions: 0 };
       fam.latestRevision += 1;

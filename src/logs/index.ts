@@ -15,7 +15,7 @@ import {
   formatStreamToken, GROUP_NOT_FOUND, groupArn, groupNameOf, identifierToName, MAX_RESPONSE_BYTES, parseStreamToken,
   resourceAlreadyExists, resourceNotFound, STREAM_NOT_FOUND, streamArn, validationException, type Position,
 } from './names.js';
-import { LogStore, MAX_POS, type IngestSource, type LogEventInput, type LogGroupRow, type LogStreamRow, type PutEventsResult } from './store.js';
+import { LogStore, MAX_POS, type IngestSource, type LogSealing, type LogEventInput, type LogGroupRow, type LogStreamRow, type PutEventsResult } from './store.js';
 
 export { LogStore, type LogEventInput, type PutEventsResult } from './store.js';
 
@@ -46,20 +46,9 @@ interface FilterLogEventsInput {
 
 export class Logs {
   readonly store: LogStore;
-  /**
-   * Turns a stored message into what readers see (e.g. opens a transcript Berth sealed at
-   * rest, see identity/keys.ts). Identity when unset.
-   */
-  decode: ((scope: string, message: string) => string) | undefined;
-  /**
-   * Checks a kmsKeyId given to CreateLogGroup/AssociateKmsKey (the key exists in the
-   * caller's account and region and is enabled) and returns the key ARN to store. Unset,
-   * the id is stored as given.
-   */
-  checkKmsKey: ((scope: string, kmsKeyId: string) => string) | undefined;
-
-  constructor(store: SqliteStore, private readonly clock: Clock) {
-    this.store = new LogStore(store.db, clock);
+  /** `sealing`: events of groups with a kmsKeyId are sealed at rest and opened for readers. */
+  constructor(store: SqliteStore, private readonly clock: Clock, private readonly sealing: LogSealing) {
+    this.store = new LogStore(store.db, clock, sealing);
   }
 
   /**
@@ -76,10 +65,9 @@ export class Logs {
   }
 
   private decoder(ctx: RequestContext): (message: string) => string {
-    const decode = this.decode;
-    if (!decode) return (m) => m;
+    const sealing = this.sealing;
     const scope = scopeKey(ctx.scope);
-    return (m) => decode(scope, m);
+    return (m) => sealing.open(scope, m);
   }
 
   private requireGroup(ctx: RequestContext, name: string): LogGroupRow {
@@ -141,7 +129,7 @@ export class Logs {
   }
 
   private kmsKeyFor(ctx: RequestContext, kmsKeyId: string): string {
-    return this.checkKmsKey ? this.checkKmsKey(scopeKey(ctx.scope), kmsKeyId) : kmsKeyId;
+    return this.sealing.checkKey(scopeKey(ctx.scope), kmsKeyId);
   }
 
   /** New events of the group are sealed under the key; events stored before stay as they are. */

@@ -39,6 +39,16 @@ export interface LogEventRow { id: number; stream_id: number; ts: number; ingest
 
 export interface LogEventInput { timestamp: number; message: string }
 
+/** How log events are sealed at rest under a group's KMS key, and opened for readers (kms/log-sealing.ts). */
+export interface LogSealing {
+  seal(scope: string, kmsKeyId: string, message: string): string;
+  isSealed(message: string): boolean;
+  /** Opens a sealed message for a reader in `scope` (a value that is not sealed comes back as it is). */
+  open(scope: string, message: string): string;
+  /** Checks a kmsKeyId given to CreateLogGroup/AssociateKmsKey and returns the key ARN to store. */
+  checkKey(scope: string, kmsKeyId: string): string;
+}
+
 export interface NewGroup { kmsKeyId?: string; logGroupClass?: string; deletionProtection?: boolean; tags?: Record<string, string> }
 
 export interface PutEventsResult {
@@ -68,14 +78,10 @@ export const DEDUPE_WINDOW_MS = 14 * DAY_MS;
 export class LogStore {
   private readonly s;
   /**
-   * Seals a message at rest for a group with a kmsKeyId (set by the server: KMS envelope
-   * sealing). Unset, messages are stored as they are. Values already sealed (ECS Exec
-   * transcripts) are stored as they are.
+   * `sealing` seals a message at rest for a group with a kmsKeyId (KMS envelope sealing);
+   * values already sealed (ECS Exec transcripts) are stored as they are.
    */
-  seal: ((scope: string, kmsKeyId: string, message: string) => string) | undefined;
-  isSealed: (message: string) => boolean = () => false;
-
-  constructor(readonly db: Database.Database, private readonly clock: Clock) {
+  constructor(readonly db: Database.Database, private readonly clock: Clock, private readonly sealing: Pick<LogSealing, 'seal' | 'isSealed'>) {
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       group: p('SELECT * FROM log_groups WHERE scope = ? AND name = ?'),
@@ -259,7 +265,7 @@ export class LogStore {
     let stored = 0, expired = 0, truncated = 0, bytes = 0;
     let first = MAX_POS, last = -1;
     const insert = this.s.insertEvent;
-    const seal = group.kms_key_id !== null && this.seal ? this.seal : undefined;
+    const sealing = group.kms_key_id !== null ? this.sealing : undefined;
     for (const e of events) {
       const ts = Math.trunc(e.timestamp);
       if (!Number.isSafeInteger(ts) || ts < 0) throw invalidParameter(`Event timestamps must be epoch milliseconds (a non-negative integer); got ${e.timestamp}.`);
@@ -268,7 +274,7 @@ export class LogStore {
       if (ts < cutoff) { expired++; continue; }
       const message = truncateMessage(e.message);
       if (message !== e.message) truncated++;
-      insert.run(stream.id, group.id, ts, now, seal && !this.isSealed(message) ? seal(group.scope, group.kms_key_id!, message) : message);
+      insert.run(stream.id, group.id, ts, now, sealing && !sealing.isSealed(message) ? sealing.seal(group.scope, group.kms_key_id!, message) : message);
       stored++;
       bytes += Buffer.byteLength(message, 'utf8');
       if (ts < first) first = ts;

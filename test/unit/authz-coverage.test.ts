@@ -13,6 +13,8 @@ import { SqliteStore } from '../../src/store/store.js';
 import { Ecs } from '../../src/ecs/index.js';
 import { Logs } from '../../src/logs/index.js';
 import { Ec2 } from '../../src/ec2/index.js';
+import { logSealing } from '../../src/kms/log-sealing.js';
+import { taskSecrets } from '../../src/kms/secrets.js';
 import { Kms } from '../../src/kms/kms.js';
 import { adminHandlers } from '../../src/admin/index.js';
 import { PlatformVersions } from '../../src/lifecycle/platform-versions.js';
@@ -27,13 +29,13 @@ after(() => { store.close(); rmSync(dir, { recursive: true, force: true }); });
 
 function handlerTables(): Record<string, string[]> {
   const master = MasterKey.fromBytes(randomBytes(32));
-  const ecs = new Ecs(store);
   const kms = new Kms(store, master, systemClock);
+  const ecs = new Ecs(store, { secrets: taskSecrets(kms) });
   const iam = new IamDirectory(store, new Credentials(store, master));
   const tables = {
     // ExecuteCommand is the exec broker's, added to the ECS table by server.ts.
     ecs: [...Object.keys(ecs.handlers()), 'ExecuteCommand'],
-    logs: Object.keys(new Logs(store, systemClock).handlers()),
+    logs: Object.keys(new Logs(store, systemClock, logSealing(kms)).handlers()),
     ec2: Object.keys(new Ec2(store, ecs).handlers()),
     kms: Object.keys(kms.handlers()),
     iam: Object.keys(new IamApi(iam).handlers()),

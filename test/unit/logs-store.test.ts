@@ -11,8 +11,14 @@ import { ManualClock } from '../../src/domain/clock.js';
 import { Logs } from '../../src/logs/index.js';
 import { DAY_MS } from '../../src/logs/names.js';
 import { SqliteStore } from '../../src/store/store.js';
+import { randomBytes } from 'node:crypto';
+import { MasterKey } from '../../src/identity/master-key.js';
+import { Kms } from '../../src/kms/kms.js';
+import { logSealing } from '../../src/kms/log-sealing.js';
 
 let dir: string;
+const master = MasterKey.fromBytes(randomBytes(32));
+const sealingFor = (s: SqliteStore) => logSealing(new Kms(s, master, clock));
 let store: SqliteStore;
 let clock: ManualClock;
 let logs: Logs;
@@ -22,7 +28,7 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), 'berth-logs-'));
   store = new SqliteStore(dir);
   clock = new ManualClock(T0);
-  logs = new Logs(store, clock);
+  logs = new Logs(store, clock, sealingFor(store));
 });
 after(() => { store.close(); rmSync(dir, { recursive: true, force: true }); });
 
@@ -257,7 +263,7 @@ test('the log tables survive a reopen of the store', () => {
   logs.putEvents(scopeA, 'durable', 's', [{ timestamp: clock.now(), message: 'kept across restarts' }], { source: 'd', positions: [1] });
   store.close();
   store = new SqliteStore(dir);
-  logs = new Logs(store, clock);
+  logs = new Logs(store, clock, sealingFor(store));
   assert.deepEqual(logs.getLogEvents(ctx(), { logGroupName: 'durable', logStreamName: 's' }).events.map((e) => e.message), ['kept across restarts']);
   assert.equal(logs.putEvents(scopeA, 'durable', 's', [{ timestamp: clock.now(), message: 'x' }], { source: 'd', positions: [1] }).duplicate, true);
 });

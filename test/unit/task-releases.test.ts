@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { TaskMetrics } from '../../src/api/metrics.js';
 import { TaskReleases } from '../../src/controllers/task-releases.js';
@@ -13,6 +14,10 @@ import { Ecs } from '../../src/ecs/index.js';
 import { markStopped, RELEASE_KIND } from '../../src/ecs/task-stop.js';
 import type { TaskRecord } from '../../src/ecs/tasks.js';
 import { SqliteStore } from '../../src/store/store.js';
+import { systemClock } from '../../src/domain/clock.js';
+import { MasterKey } from '../../src/identity/master-key.js';
+import { Kms } from '../../src/kms/kms.js';
+import { taskSecrets } from '../../src/kms/secrets.js';
 
 const SCOPE = '111111111111/us-east-1';
 let dir: string;
@@ -35,7 +40,7 @@ function releases(): TaskReleases {
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'berth-releases-'));
   store = new SqliteStore(dir);
-  ecs = new Ecs(store);
+  ecs = new Ecs(store, { secrets: taskSecrets(new Kms(store, MasterKey.fromBytes(randomBytes(32)), systemClock)) });
   registry = new Registry();
   metrics = new TaskMetrics(registry);
   detached = [];
@@ -118,7 +123,7 @@ test('a failed detach is kept and tried again; a release filed before a crash is
   // The control plane dies and starts again on the same data.
   store.close();
   store = new SqliteStore(dir);
-  ecs = new Ecs(store);
+  ecs = new Ecs(store, { secrets: taskSecrets(new Kms(store, MasterKey.fromBytes(randomBytes(32)), systemClock)) });
   failDetach = false;
   await releases().run();
   await assertReleased(t, true);
