@@ -129,7 +129,9 @@ export const STORE_CONTRACT: StoreContractCheck[] = [
       for (const desc of [false, true]) {
         const seen: string[] = [];
         let after: string | undefined;
-        for (;;) {
+        for (let pages = 0; ; pages++) {
+          // A store that ignores `after` would page for ever.
+          assert.ok(pages <= all.length / 10 + 1, 'pagination does not end: `after` is not honoured');
           const page = await ids(s, { limit: 10, desc, ...(after !== undefined ? { after } : {}) });
           if (page.length === 0) break;
           seen.push(...page);
