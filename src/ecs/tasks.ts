@@ -595,11 +595,17 @@ export class Tasks {
     return { protectedTasks, failures };
   }
 
-  /** Forgets stopped tasks after ECS's retention (at least an hour). */
+  /**
+   * Forgets stopped tasks after ECS's retention (at least an hour), and RunTask client tokens
+   * once they are that old and none of their tasks is left (a retry can no longer find them).
+   */
   reapStopped(now: number, retentionMs = 60 * 60 * 1000): number {
     let n = 0;
     for (const { scope, body: task } of this.store.listAll<TaskRecord>(KIND, STOPPED)) {
       if (task.lastStatus === 'STOPPED' && (task.stoppedAt ?? 0) < now - retentionMs) { this.store.delete(KIND, scope, task.id); n++; }
+    }
+    for (const { scope, id, body } of this.store.listAll<{ taskIds: string[]; at: number }>(CLIENT_TOKEN)) {
+      if (body.at < now - retentionMs && !body.taskIds.some((t) => this.get(scope, t))) this.store.delete(CLIENT_TOKEN, scope, id);
     }
     return n;
   }

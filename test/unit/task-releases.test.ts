@@ -1,6 +1,6 @@
 // Whatever stops a task, what it held is let go once: its awsvpc network, its metrics series,
 // its exec sessions. Driven on the real store and ECS model; the instance provider's network
-// detach is recorded (the end-to-end tests detach real ones).
+// detach is recorded (the end-to-end tests detach real ones). Also: client tokens go with their tasks.
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,7 +14,10 @@ import { Ecs } from '../../src/ecs/index.js';
 import { markStopped, RELEASE_KIND } from '../../src/ecs/task-stop.js';
 import type { TaskRecord } from '../../src/ecs/tasks.js';
 import { SqliteStore } from '../../src/store/store.js';
-import { systemClock } from '../../src/domain/clock.js';
+import { ManualClock, systemClock } from '../../src/domain/clock.js';
+import type { RequestContext } from '../../src/api/context.js';
+import type { Scope } from '../../src/domain/arn.js';
+import { sk } from '../../src/ecs/common.js';
 import { MasterKey } from '../../src/identity/master-key.js';
 import { Kms } from '../../src/kms/kms.js';
 import { taskSecrets } from '../../src/kms/secrets.js';
@@ -151,4 +154,30 @@ test('a network attached after the task stopped (and was released) is released a
   ecs.tasks.save(SCOPE, cur);
   await releases().run();
   assert.deepEqual(detached, [t.id]);
+});
+
+test('RunTask client tokens: a retry gets the same tasks; the token is reaped with its tasks, not before', () => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const scope: Scope = { account: '111111111111', region: 'us-east-1', partition: 'aws' };
+  const ctx = {
+    requestId: 'test', scope, clock, sourceIp: '127.0.0.1', service: 'ecs', action: 'test',
+    principal: { accountId: scope.account, accessKeyId: 'AKIATEST', principal: `iam::${scope.account}:root`, userName: 'root' },
+  } as RequestContext;
+  ecs.clusters.create(ctx, { clusterName: 'tok' });
+  ecs.capacityProviders.create(ctx, { name: 'tok-cp', cluster: 'tok', managedInstancesProvider: { infrastructureRoleArn: 'r', instanceLaunchTemplate: { ec2InstanceProfileArn: 'p', networkConfiguration: { subnets: ['subnet-1'] } } } } as never);
+  ecs.taskDefinitions.register(ctx, { family: 'tok', requiresCompatibilities: ['MANAGED_INSTANCES'], networkMode: 'host', containerDefinitions: [{ name: 'a', image: 'i', memory: 32 }] });
+  const first = ecs.tasks.run(ctx, { cluster: 'tok', taskDefinition: 'tok', count: 2, clientToken: 'retry-me' });
+  const again = ecs.tasks.run(ctx, { cluster: 'tok', taskDefinition: 'tok', count: 2, clientToken: 'retry-me' });
+  const arns = (r: typeof first) => r.tasks.map((t) => t.taskArn).sort();
+  assert.deepEqual(arns(again), arns(first));
+  const tokens = () => store.listAll('run-task-token').length;
+  assert.equal(tokens(), 1);
+  // Two hours on, the tasks still exist: the token stays, or a retry would start them twice.
+  clock.advance(2 * 60 * 60 * 1000);
+  ecs.tasks.reapStopped(clock.now());
+  assert.equal(tokens(), 1);
+  for (const t of first.tasks) ecs.tasks.requestStop(sk(scope), ecs.tasks.get(sk(scope), t.taskArn.split('/').pop()!)!, 'done', 'UserInitiated', clock.now());
+  clock.advance(2 * 60 * 60 * 1000);
+  ecs.tasks.reapStopped(clock.now());
+  assert.equal(tokens(), 0, 'the token of reaped tasks was kept');
 });
