@@ -241,7 +241,8 @@ function diskHealth(d: ReturnType<DiskReserve['status']>): Record<string, unknow
  */
 function auditAgent(audit: Audit, e: AgentAuditEvent, now: number, region: string): void {
   const scope = e.scope ? scopeFromKey(e.scope) : undefined;
-  audit.event({
+  // Not awaited: the agent channel does not wait on the trail (Audit.event logs a failure).
+  void audit.event({
     time: now, account: scope?.account ?? '', region: scope?.region ?? region, eventSource: 'ecs.amazonaws.com',
     eventName: e.kind === 'connected' ? 'AgentConnected' : e.kind === 'refused' ? 'AgentAuthenticationFailed' : 'AgentMessageRefused',
     sourceIp: e.sourceIp,
@@ -258,7 +259,8 @@ function auditAgent(audit: Audit, e: AgentAuditEvent, now: number, region: strin
 function auditExecSession(audit: Audit, e: ExecSessionEvent, now: number): void {
   const r = e.record;
   const scope = scopeFromKey(e.scope);
-  audit.event({
+  // Not awaited: the data channel does not wait on the trail (Audit.event logs a failure).
+  void audit.event({
     time: now, account: scope.account, region: scope.region, eventSource: 'ssm.amazonaws.com',
     eventName: e.kind === 'ended' ? 'ExecSessionEnded' : 'ExecSessionConnected',
     sourceIp: e.sourceIp, ...(r ? { principalArn: r.principalArn, accessKeyId: r.accessKeyId } : {}),
