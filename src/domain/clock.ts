@@ -50,20 +50,6 @@ export class ManualClock implements Clock {
   set(ms: number): void { this.advance(Math.max(0, ms - this.current)); }
 }
 
-/** Real time running `factor` times faster from `start`: for demos and the simulator. */
-export class AcceleratedClock implements Clock {
-  private readonly realStart = Date.now();
-  constructor(private readonly factor: number, private readonly start: number = Date.now()) {
-    if (!(factor > 0)) throw new Error('clock factor must be positive');
-  }
-  now(): number { return this.start + (Date.now() - this.realStart) * this.factor; }
-  after(ms: number, fn: () => void): Timer {
-    const t = setTimeout(fn, Math.max(0, ms / this.factor));
-    t.unref?.();
-    return { cancel: () => clearTimeout(t) };
-  }
-}
-
 export const epochSeconds = (ms: number): number => ms / 1000;
 
 /**

@@ -31,7 +31,6 @@ export interface Store {
   listFields<T>(kind: string, scope: string, fields: string[], opts?: ListOptions): (T & { id: string })[];
   /** Every document of a kind in every scope (for controllers and start-up), or of one tag. */
   listAll<T>(kind: string, tag?: string): { scope: string; id: string; body: T }[];
-  count(kind: string, scope: string, parent?: string): number;
   /** A strictly increasing number per name, durable across restarts. */
   nextSequence(name: string): number;
   /**
@@ -166,8 +165,6 @@ export class SqliteStore implements Store {
       del: db.prepare('DELETE FROM docs WHERE kind = ? AND scope = ? AND id = ?'),
       all: db.prepare('SELECT scope, id, body FROM docs WHERE kind = ?'),
       allTagged: db.prepare('SELECT scope, id, body FROM docs WHERE kind = ? AND tag = ?'),
-      count: db.prepare('SELECT count(*) FROM docs WHERE kind = ? AND scope = ?').pluck(),
-      countParent: db.prepare('SELECT count(*) FROM docs WHERE kind = ? AND scope = ? AND parent = ?').pluck(),
       seq: db.prepare(`INSERT INTO sequences (name, value) VALUES (?, 1)
                        ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`).pluck(),
     };
@@ -258,10 +255,6 @@ export class SqliteStore implements Store {
     const rows = tag === undefined ? this.stmts.all.all(kind) : this.stmts.allTagged.all(kind, tag);
     return (rows as { scope: string; id: string; body: string }[])
       .map((r) => ({ scope: r.scope, id: r.id, body: JSON.parse(r.body) as T }));
-  }
-
-  count(kind: string, scope: string, parent?: string): number {
-    return (parent === undefined ? this.stmts.count.get(kind, scope) : this.stmts.countParent.get(kind, scope, parent)) as number;
   }
 
   nextSequence(name: string): number {
