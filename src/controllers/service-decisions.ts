@@ -3,7 +3,9 @@
 // how the deployments' rollout states change. It never exceeds maximumPercent and never
 // drops the tasks that serve below minimumHealthyPercent (start before stop).
 
-export type RolloutState = 'IN_PROGRESS' | 'COMPLETED' | 'FAILED';
+import type { RolloutState } from '../ecs/services.js';
+
+export type { RolloutState };
 
 export interface DeploymentState {
   id: string;

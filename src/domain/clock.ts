@@ -50,7 +50,6 @@ export class ManualClock implements Clock {
   set(ms: number): void { this.advance(Math.max(0, ms - this.current)); }
 }
 
-export const epochSeconds = (ms: number): number => ms / 1000;
 
 /**
  * Virtual time for tests, demos and the simulator: runs `factor` times faster than real time

@@ -6,7 +6,7 @@ import { ApiError } from '../api/errors.js';
 import type { ContainerInstanceRecord } from '../ecs/container-instances.js';
 import type { Ecs } from '../ecs/index.js';
 import { sk } from '../ecs/common.js';
-import { intervalsFromCron, intervalsFromTimeRanges, WindowError, type TimeRange, type WeeklyInterval } from '../lifecycle/windows.js';
+import { intervalsFromCron, intervalsFromTimeRanges, WindowError, type TimeRange, type WeeklyInterval } from '../domain/event-windows.js';
 import type { Store } from '../store/store.js';
 
 type Json = Record<string, any>;

@@ -2,28 +2,9 @@
 // rules a request must satisfy before placement can select types from the catalog.
 import { invalidParameter } from '../api/errors.js';
 
-interface Range { min?: number; max?: number }
-export interface InstanceRequirements {
-  vCpuCount: Range;
-  memoryMiB: Range;
-  cpuManufacturers?: string[];
-  memoryGiBPerVCpu?: Range;
-  excludedInstanceTypes?: string[];
-  allowedInstanceTypes?: string[];
-  instanceGenerations?: string[];
-  spotMaxPricePercentageOverLowestPrice?: number;
-  onDemandMaxPricePercentageOverLowestPrice?: number;
-  maxSpotPriceAsPercentageOfOptimalOnDemandPrice?: number;
-  bareMetal?: string;
-  burstablePerformance?: string;
-  networkInterfaceCount?: Range;
-  totalLocalStorageGB?: Range;
-  baselineEbsBandwidthMbps?: Range;
-  acceleratorCount?: Range;
-  acceleratorTotalMemoryMiB?: Range;
-  networkBandwidthGbps?: Range;
-  [other: string]: unknown;
-}
+import type { InstanceRequirements, Range } from '../domain/instance-requirements.js';
+
+export type { InstanceRequirements };
 
 const TYPE_PATTERN = /^[a-zA-Z0-9.*-]{1,30}$/;
 const P = 'instanceRequirements';

@@ -10,8 +10,10 @@ import { ecsArn, NAME_PATTERN, pageSize, paginate, resolveRef, seconds, sk, vali
 import { effectiveStrategy, validateStrategy, type StrategyItem } from './strategy.js';
 import { managedInstancesProblems, type Json } from './task-definition-rules.js';
 import type { TaskDefinitions } from './task-definitions.js';
-import type { RolloutState } from '../controllers/service-decisions.js';
 import { placementConstraintsProblem, strategyProblem } from '../placement/index.js';
+
+/** A deployment's rollout (ECS's rolloutState). */
+export type RolloutState = 'IN_PROGRESS' | 'COMPLETED' | 'FAILED';
 
 export interface DeploymentRecord {
   id: string;

@@ -3,7 +3,7 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import type { MasterKey } from './master-key.js';
-import { ApiError } from '../api/errors.js';
+import { ApiError } from '../domain/errors.js';
 
 export interface Account { accountId: string; name: string; createdAt: number }
 

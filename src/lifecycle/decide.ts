@@ -3,7 +3,7 @@
 // Like Karpenter's disruption methods, each reason is checked in a fixed priority order:
 // hard deadline, repair, maximum lifetime, critical patch, patch in a window, early
 // replacement in the last window before the deadline.
-import { lastOpeningBefore, nextOpening, openAt, type WeeklyInterval } from './windows.js';
+import { lastOpeningBefore, nextOpening, openAt, type WeeklyInterval } from '../domain/event-windows.js';
 
 export const DAY_MS = 86_400_000;
 

@@ -10,7 +10,7 @@
 // burstablePerformance and bareMetal default to "excluded" as on EC2, except that an
 // allowedInstanceTypes list decides on its own (allowing t3.* means t3 types are wanted).
 import { INSTANCE_TYPES, matchesTypePattern, type Architecture, type InstanceType } from '../domain/instance-types.js';
-import type { InstanceRequirements } from '../ecs/instance-requirements.js';
+import type { InstanceRequirements } from '../domain/instance-requirements.js';
 
 /** Memory the instance keeps for itself (agent, OS); tasks get the rest. */
 export const RESERVED_MEMORY_MIB = 256;

@@ -1,17 +1,17 @@
-// One error catalog (src/api/errors.ts): every code Berth can answer with is in it, every
+// One error catalog (src/domain/errors.ts): every code Berth can answer with is in it, every
 // entry is used, and every named error is used. The compiler already refuses an ApiError
 // with a code outside the catalog; this also catches codes built at run time from strings.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as errors from '../../src/api/errors.js';
+import * as errors from '../../src/domain/errors.js';
 
 const root = join(import.meta.dirname, '..', '..', '..', 'src');
 const sources = (readdirSync(root, { recursive: true }) as string[])
   .filter((f) => f.endsWith('.ts'))
   .map((f) => ({ file: f, text: readFileSync(join(root, f), 'utf8') }));
-const catalogFile = join('api', 'errors.ts');
+const catalogFile = join('domain', 'errors.ts');
 const outsideCatalog = sources.filter((s) => s.file !== catalogFile);
 
 test('every error code raised anywhere is in the catalog', () => {

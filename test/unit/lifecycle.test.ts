@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { intervalsFromCron, intervalsFromTimeRanges, lastOpeningBefore, nextOpening, openAt, WindowError } from '../../src/lifecycle/windows.js';
+import { intervalsFromCron, intervalsFromTimeRanges, lastOpeningBefore, nextOpening, openAt, WindowError } from '../../src/domain/event-windows.js';
 import { DAY_MS, DEFAULT_POLICY, nextAction, type LifecycleInstance } from '../../src/lifecycle/decide.js';
 import { repairPaused } from '../../src/lifecycle/controller.js';
 
