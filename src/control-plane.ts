@@ -224,7 +224,6 @@ export class ControlPlane {
     });
     ecs.services.onChange = () => this.scheduler.wake();
     ecs.tasks.onChange = () => this.scheduler.wake();
-    ecs.tasks.precheck = (scope, t) => this.scheduler.precheck(scope, t);
     ecs.containerInstances.onChange = () => this.scheduler.wake();
     ecs.containerInstances.onDeregistered = () => this.scheduler.wake();
     await this.fleet.recover();

@@ -19,6 +19,8 @@ import { fipsStatus, tlsConfigFromEnv } from './api/tls.js';
 import { scopeFromKey } from './domain/arn.js';
 import { ExecBroker, type ExecSessionEvent } from './exec/index.js';
 import { logSealing } from './kms/log-sealing.js';
+import { taskPrecheck } from './controllers/precheck.js';
+import { hostArchitecture } from './domain/instance-types.js';
 import { taskSecrets } from './kms/secrets.js';
 import { AGENT_VERSION } from './controllers/fleet.js';
 import { Logs } from './logs/index.js';
@@ -83,7 +85,7 @@ export async function startBerth(config: BerthConfig, opts: { clock?: Clock; log
   // Customer managed keys; task definition secrets, log groups with a kmsKeyId and
   // transcripts are sealed under them.
   const kms = new Kms(store, masterKey, clock, log);
-  const ecs = new Ecs(store, { secrets: taskSecrets(kms) });
+  const ecs = new Ecs(store, { secrets: taskSecrets(kms), precheck: taskPrecheck(hostArchitecture()) });
   const ec2 = new Ec2(store, ecs);
   const platforms = new PlatformVersions(store);
   platforms.bootstrap(clock.now());

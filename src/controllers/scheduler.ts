@@ -289,26 +289,6 @@ export class Scheduler {
    * Whether a new task can never run (bigger than any type its provider may launch, a
    * capability or architecture the provider cannot offer): then RunTask reports a failure.
    */
-  precheck(scope: string, t: TaskRecord): { reason: string; detail: string } | undefined {
-    const td = this.o.ecs.taskDefinitions.get(scope, t.family, t.revision);
-    const p = this.o.ecs.capacityProviders.get(scope, t.capacityProviderName);
-    if (!td || !p) return undefined;
-    const template = p.managedInstancesProvider.instanceLaunchTemplate;
-    const settings = this.o.ecs.capacityProviders.settings(p);
-    const plan = planScaleOut({
-      provider: {
-        name: p.name, types: selectableTypes(template.instanceRequirements, this.hostArch),
-        subnets: (template.networkConfiguration.subnets ?? []).map((subnetId) => ({ subnetId, availabilityZone: 'any' })),
-        singleTaskMode: settings.singleTaskMode, privilegedCapabilities: settings.privilegedCapabilities, hostAccess: settings.hostAccess,
-        fips: template.fipsEnabled === true, attributes: AGENT_CAPABILITIES.map((name) => ({ name })),
-      },
-      pending: [taskRequest(t, td.body, template.fipsEnabled === true)],
-      maxLaunches: 1,
-    });
-    const u = plan.unplaceable[0];
-    return u && { reason: u.reason, detail: u.message };
-  }
-
   /** Wakes a pass at `at` on the scheduler's clock (one timer per distinct time). */
   wakeAt(at: number): void {
     if (this.wakeTimes.has(at)) return;

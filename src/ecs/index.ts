@@ -8,7 +8,7 @@ import { Clusters, type ClusterRecord } from './clusters.js';
 import { ContainerInstances } from './container-instances.js';
 import { Tags } from './tags.js';
 import { TaskDefinitions, type TaskSecrets } from './task-definitions.js';
-import { Tasks } from './tasks.js';
+import { Tasks, type TaskPrecheck } from './tasks.js';
 import { Services, type DeploymentRecord, type ServiceRecord } from './services.js';
 
 export class Ecs {
@@ -21,13 +21,13 @@ export class Ecs {
   readonly services: Services;
   readonly tags = new Tags();
 
-  constructor(readonly store: Store, deps: { secrets: TaskSecrets }) {
+  constructor(readonly store: Store, deps: { secrets: TaskSecrets; precheck: TaskPrecheck }) {
     this.settings = new AccountSettings(store);
     this.clusters = new Clusters(store, this.settings);
     this.capacityProviders = new CapacityProviders(store, this.clusters);
     this.taskDefinitions = new TaskDefinitions(store, deps.secrets);
     this.containerInstances = new ContainerInstances(store, this.clusters);
-    this.tasks = new Tasks(store, this.clusters, this.taskDefinitions, this.capacityProviders, this.containerInstances);
+    this.tasks = new Tasks(store, this.clusters, this.taskDefinitions, this.capacityProviders, this.containerInstances, deps.precheck);
     this.services = new Services(store, this.clusters, this.taskDefinitions, this.capacityProviders);
     this.capacityProviders.instanceCount = (scope, provider) => this.containerInstances.all()
       .filter(({ scope: s, ci }) => s === scope && ci.capacityProviderName === provider && ci.ec2State !== 'terminated').length;

@@ -6,7 +6,7 @@ import { scopeFromKey, type Scope } from '../domain/arn.js';
 import { clientException, invalidParameter } from '../api/errors.js';
 import { laterStatus, statusRank, type TaskReport, type TaskStatus } from '../agent/protocol.js';
 import type { Store } from '../store/store.js';
-import type { CapacityProviders } from './capacity-providers.js';
+import type { CapacityProviderRecord, CapacityProviders } from './capacity-providers.js';
 import type { Clusters } from './clusters.js';
 import type { ContainerInstances, InstanceUsage } from './container-instances.js';
 import { decodeToken, ecsArn, encodeToken, pageSize, resolveRef, seconds, sk, validateTags, type Tag } from './common.js';
@@ -144,11 +144,12 @@ function pick(o: Json | undefined, keys: string[]): Json {
 
 const newTaskId = () => randomBytes(16).toString('hex');
 
+/** Why a new task could never run on its provider (a RunTask failure), or undefined. */
+export type TaskPrecheck = (t: TaskRecord, td: TaskDefinitionRecord, provider: CapacityProviderRecord) => { reason: string; detail: string } | undefined;
+
 export class Tasks {
   /** Wakes the scheduler when tasks need placing or stopping. */
   onChange: (scope: string, cluster: string) => void = () => {};
-  /** Says why a new task can never run, if it cannot (set by the scheduler). */
-  precheck: (scope: string, t: TaskRecord) => { reason: string; detail: string } | undefined = () => undefined;
 
   constructor(
     private readonly store: Store,
@@ -156,6 +157,8 @@ export class Tasks {
     private readonly taskDefinitions: TaskDefinitions,
     private readonly providers: CapacityProviders,
     private readonly instances: ContainerInstances,
+    /** Says why a new task can never run, if it cannot (controllers/precheck.ts). */
+    private readonly precheck: TaskPrecheck,
   ) {
     instances.usage = (scope, id) => this.usage(scope, id);
     taskDefinitions.inUse = (scope, arn) => this.store.listAll<TaskRecord>(KIND, LIVE).some((t) => t.scope === scope && t.body.taskDefinitionArn === arn);
@@ -404,8 +407,9 @@ export class Tasks {
       const failures: Json[] = [];
       for (const provider of providers) {
         const t = this.newTask(ctx, input, cluster.clusterName, td, provider);
-        const never = this.precheck(scope, t);
-        if (never) { failures.push({ arn: this.providers.get(scope, provider)!.capacityProviderArn, ...never }); continue; }
+        const p = this.providers.get(scope, provider)!;
+        const never = this.precheck(t, td, p);
+        if (never) { failures.push({ arn: p.capacityProviderArn, ...never }); continue; }
         this.save(scope, t);
         tasks.push(t);
       }

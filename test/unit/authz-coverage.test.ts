@@ -15,6 +15,8 @@ import { Logs } from '../../src/logs/index.js';
 import { Ec2 } from '../../src/ec2/index.js';
 import { logSealing } from '../../src/kms/log-sealing.js';
 import { taskSecrets } from '../../src/kms/secrets.js';
+import { taskPrecheck } from '../../src/controllers/precheck.js';
+import { hostArchitecture } from '../../src/domain/instance-types.js';
 import { Kms } from '../../src/kms/kms.js';
 import { adminHandlers } from '../../src/admin/index.js';
 import { PlatformVersions } from '../../src/lifecycle/platform-versions.js';
@@ -30,7 +32,7 @@ after(() => { store.close(); rmSync(dir, { recursive: true, force: true }); });
 function handlerTables(): Record<string, string[]> {
   const master = MasterKey.fromBytes(randomBytes(32));
   const kms = new Kms(store, master, systemClock);
-  const ecs = new Ecs(store, { secrets: taskSecrets(kms) });
+  const ecs = new Ecs(store, { precheck: taskPrecheck(hostArchitecture()), secrets: taskSecrets(kms) });
   const iam = new IamDirectory(store, new Credentials(store, master));
   const tables = {
     // ExecuteCommand is the exec broker's, added to the ECS table by server.ts.

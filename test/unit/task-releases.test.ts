@@ -21,6 +21,8 @@ import { sk } from '../../src/ecs/common.js';
 import { MasterKey } from '../../src/identity/master-key.js';
 import { Kms } from '../../src/kms/kms.js';
 import { taskSecrets } from '../../src/kms/secrets.js';
+import { taskPrecheck } from '../../src/controllers/precheck.js';
+import { hostArchitecture } from '../../src/domain/instance-types.js';
 
 const SCOPE = '111111111111/us-east-1';
 let dir: string;
@@ -43,7 +45,7 @@ function releases(): TaskReleases {
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'berth-releases-'));
   store = new SqliteStore(dir);
-  ecs = new Ecs(store, { secrets: taskSecrets(new Kms(store, MasterKey.fromBytes(randomBytes(32)), systemClock)) });
+  ecs = new Ecs(store, { precheck: taskPrecheck(hostArchitecture()), secrets: taskSecrets(new Kms(store, MasterKey.fromBytes(randomBytes(32)), systemClock)) });
   registry = new Registry();
   metrics = new TaskMetrics(registry);
   detached = [];
@@ -126,7 +128,7 @@ test('a failed detach is kept and tried again; a release filed before a crash is
   // The control plane dies and starts again on the same data.
   store.close();
   store = new SqliteStore(dir);
-  ecs = new Ecs(store, { secrets: taskSecrets(new Kms(store, MasterKey.fromBytes(randomBytes(32)), systemClock)) });
+  ecs = new Ecs(store, { precheck: taskPrecheck(hostArchitecture()), secrets: taskSecrets(new Kms(store, MasterKey.fromBytes(randomBytes(32)), systemClock)) });
   failDetach = false;
   await releases().run();
   await assertReleased(t, true);
