@@ -135,7 +135,7 @@ export class ControlPlane {
           }
           try {
             const events = Array.isArray(msg.batch.events) ? msg.batch.events : [];
-            logs.putEvents(scope, msg.batch.group, msg.batch.stream, events.map((e) => ({ timestamp: e?.timestamp, message: e?.message })), { source: msg.batch.source, positions: events.map((e) => e?.pos) });
+            logs.putEvents(scope, msg.batch.group, msg.batch.stream, events, { source: msg.batch.source, positions: events.map((e) => e?.pos) });
             this.gateway.send(instanceId, { type: 'ack', seq: msg.seq });
           } catch (e) { log(`logs from ${instanceId}: ${(e as Error).message}`); }
         },

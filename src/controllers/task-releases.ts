@@ -41,9 +41,10 @@ export class TaskReleases {
       if (r.network && this.o.network) await this.o.network.detachTaskNetwork(r.taskId);
       this.o.store.tx(() => {
         const t = this.o.tasks.get(scope, r.taskId);
-        // A network attached after the stop filed a newer release (network: true): keep it.
+        // Filed again while this one ran (e.g. a network attached after the stop): that newer
+        // release stays for the next pass.
         const current = this.o.store.get<TaskRelease>(RELEASE_KIND, scope, r.taskId);
-        if (current && current.network && !r.network) return;
+        if (current && current.version !== r.version) return;
         this.o.store.delete(RELEASE_KIND, scope, r.taskId);
         if (t && !t.released) { t.released = true; this.o.tasks.save(scope, t); }
       });

@@ -32,6 +32,8 @@ export interface TaskRelease {
   /** The awsvpc network was attached (or may be): detach it. */
   network: boolean;
   filedAt: number;
+  /** The task's version when filed: a release filed again meanwhile (a network attached) is newer. */
+  version: number;
 }
 
 export const RELEASE_KIND = 'task-release';
@@ -39,5 +41,5 @@ export const RELEASE_KIND = 'task-release';
 /** Pure: the release a stopped task needs, or none when it has already been released. */
 export function releaseFor(t: TaskRecord): TaskRelease | undefined {
   if (t.lastStatus !== 'STOPPED' || t.released) return undefined;
-  return { taskId: t.id, taskArn: t.taskArn, cluster: t.cluster, family: t.family, network: t.network !== undefined, filedAt: t.stoppedAt ?? 0 };
+  return { taskId: t.id, taskArn: t.taskArn, cluster: t.cluster, family: t.family, network: t.network !== undefined, filedAt: t.stoppedAt ?? 0, version: t.version };
 }

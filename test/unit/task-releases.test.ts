@@ -183,3 +183,26 @@ test('RunTask client tokens: a retry gets the same tasks; the token is reaped wi
   ecs.tasks.reapStopped(clock.now());
   assert.equal(tokens(), 0, 'the token of reaped tasks was kept');
 });
+
+test('a network attached while its release is under way is released by the next pass', async () => {
+  const t = task();
+  ecs.tasks.applyReport(SCOPE, 'ci-1', { taskArn: t.taskArn, lastStatus: 'STOPPED', containers: [] } as never, 8);
+  let finishDetach!: () => void;
+  const slow = new TaskReleases({
+    store, tasks: ecs.tasks, log: () => {}, metrics, exec: { onTaskStopped: () => {} },
+    network: { detachTaskNetwork: (id) => new Promise<void>((resolve) => { finishDetach = () => { detached.push(id); resolve(); }; }) },
+  });
+  const running = slow.run();
+  await new Promise((r) => setImmediate(r));
+  // The attach completes meanwhile (scheduler.attachNetwork): the task is filed again.
+  const cur = ecs.tasks.get(SCOPE, t.id)!;
+  cur.released = false;
+  cur.network = { ...cur.network!, interfaceId: 'eni-3' };
+  ecs.tasks.save(SCOPE, cur);
+  finishDetach();
+  await running;
+  assert.ok(store.get(RELEASE_KIND, SCOPE, t.id), 'the newer release was dropped with the older one');
+  await releases().run();
+  assert.equal(detached.length, 2);
+  await assertReleased(t, true);
+});
